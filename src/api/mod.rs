@@ -1,0 +1,146 @@
+//! The user-facing API: manifest types, their validation, pod status, and the
+//! requests the client sends over QUIC.
+
+pub mod manifest;
+pub mod quantity;
+pub mod status;
+pub mod validate;
+pub mod wire;
+
+use manifest::Pod;
+use serde::Deserialize;
+
+/// A manifest document that was refused; nothing of the apply was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The text is not YAML.
+    #[error("document {document}: malformed YAML: {message}")]
+    Yaml {
+        /// 1-based document index.
+        document: usize,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A field has the wrong shape or is not supported.
+    #[error("document {document} ({kind}): {path}: {message}")]
+    Field {
+        /// 1-based document index.
+        document: usize,
+        /// The object kind.
+        kind: String,
+        /// Path of the field, such as `spec.containers[0]`.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The kind is not one Shoal runs yet.
+    #[error("document {document}: kind {kind:?} (apiVersion {api_version:?}) is not supported; supported: Pod (v1)")]
+    UnsupportedKind {
+        /// 1-based document index.
+        document: usize,
+        /// The kind given.
+        kind: String,
+        /// The apiVersion given.
+        api_version: String,
+    },
+    /// The object parsed but breaks a rule.
+    #[error("document {document} (Pod {name:?}): {}", problems.join("; "))]
+    Invalid {
+        /// 1-based document index.
+        document: usize,
+        /// The object's name.
+        name: String,
+        /// Each problem as `field: reason`.
+        problems: Vec<String>,
+    },
+    /// No object in the input.
+    #[error("no objects in the input")]
+    Empty,
+}
+
+/// Parses one or many YAML documents (block or flow style) into validated pods.
+pub fn parse_manifests(text: &str) -> Result<Vec<Pod>, ManifestError> {
+    let mut pods = Vec::new();
+    for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let document = i + 1;
+        let value = serde_yaml_ng::Value::deserialize(doc).map_err(|e| ManifestError::Yaml {
+            document,
+            message: e.to_string(),
+        })?;
+        if value.is_null() {
+            continue;
+        }
+        let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let (kind, api_version) = (field("kind"), field("apiVersion"));
+        if kind != "Pod" {
+            return Err(ManifestError::UnsupportedKind { document, kind, api_version });
+        }
+        let pod: Pod = serde_path_to_error::deserialize(value).map_err(|e| ManifestError::Field {
+            document,
+            kind: kind.clone(),
+            path: e.path().to_string(),
+            message: e.inner().to_string(),
+        })?;
+        let problems = validate::validate_pod(&pod);
+        if !problems.is_empty() {
+            return Err(ManifestError::Invalid { document, name: pod.metadata.name.clone(), problems });
+        }
+        pods.push(pod);
+    }
+    if pods.is_empty() {
+        return Err(ManifestError::Empty);
+    }
+    Ok(pods)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: c\n    image: busybox\n";
+
+    #[test]
+    fn block_and_flow_style_parse_the_same() {
+        let flow = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}"#;
+        assert_eq!(parse_manifests(POD).unwrap(), parse_manifests(flow).unwrap());
+    }
+
+    #[test]
+    fn many_documents_parse_in_order() {
+        let two = format!("{POD}---\n{}", POD.replace("name: web", "name: api"));
+        let pods = parse_manifests(&two).unwrap();
+        assert_eq!(pods[1].metadata.name, "api");
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_its_path() {
+        let text = POD.replace("image: busybox", "image: busybox\n    livenessProbe: {}");
+        let err = parse_manifests(&text).unwrap_err().to_string();
+        assert!(err.contains("spec.containers[0]") && err.contains("livenessProbe"), "{err}");
+    }
+
+    #[test]
+    fn malformed_yaml_names_the_line() {
+        let err = parse_manifests("kind: Pod\n  bad: [").unwrap_err().to_string();
+        assert!(err.contains("malformed YAML") && err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn invalid_name_is_refused() {
+        let err = parse_manifests(&POD.replace("name: web", "name: Web_1")).unwrap_err().to_string();
+        assert!(err.contains("metadata.name") && err.contains("RFC 1123"), "{err}");
+    }
+
+    #[test]
+    fn unsupported_kind_is_named() {
+        let err = parse_manifests("apiVersion: apps/v1\nkind: Deployment\n").unwrap_err().to_string();
+        assert!(err.contains("Deployment"), "{err}");
+    }
+
+    #[test]
+    fn volume_mount_must_name_a_volume() {
+        let text = POD.replace("image: busybox", "image: busybox\n    volumeMounts: [{name: data, mountPath: /d}]");
+        let err = parse_manifests(&text).unwrap_err().to_string();
+        assert!(err.contains("volumeMounts[0].name"), "{err}");
+    }
+}

@@ -1,0 +1,136 @@
+//! What the client and the agent say to each other on an `shoal-api` stream.
+//!
+//! A request is one JSON [`Request`] frame; the answer is one JSON [`Reply`]
+//! frame, followed for `Logs`, `Exec` and `ImageImport` by data frames (see
+//! `transport::framing`). Variants are only ever added at the end, so an older
+//! client keeps working against a newer agent.
+
+use super::manifest::Pod;
+use super::status::PodStatus;
+use serde::{Deserialize, Serialize};
+
+/// Which pod a request is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodRef {
+    /// Namespace; `default` when the user gave none.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+}
+
+/// A client request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum Request {
+    /// Create or update the objects of one or many YAML documents.
+    Apply {
+        /// The manifest text as the user wrote it.
+        manifest: String,
+    },
+    /// List pods; all namespaces when `namespace` is `None`.
+    GetPods {
+        /// Namespace filter.
+        namespace: Option<String>,
+    },
+    /// One pod with its status.
+    GetPod(PodRef),
+    /// Delete a pod: SIGTERM, grace period, SIGKILL.
+    DeletePod(PodRef),
+    /// A container's log; with `follow`, new lines until the client hangs up.
+    Logs {
+        /// The pod.
+        pod: PodRef,
+        /// The container; the first one when `None`.
+        container: Option<String>,
+        /// Keep streaming.
+        follow: bool,
+    },
+    /// Run a command in a running container.
+    Exec {
+        /// The pod.
+        pod: PodRef,
+        /// The container; the first one when `None`.
+        container: Option<String>,
+        /// Program and arguments.
+        command: Vec<String>,
+    },
+    /// Import an image archive; `size` bytes of it follow this frame.
+    ImageImport {
+        /// Archive length in bytes.
+        size: u64,
+    },
+    /// List stored images.
+    ImageList,
+    /// Remove an image reference (its blobs go when nothing else uses them).
+    ImageRemove {
+        /// Image reference.
+        reference: String,
+    },
+}
+
+/// What happened to one applied object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// `pod/NAME`.
+    pub object: String,
+    /// `created`, `configured` or `unchanged`.
+    pub action: String,
+}
+
+/// A pod with its identity and status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodView {
+    /// The manifest as stored.
+    pub pod: Pod,
+    /// Unique id of this incarnation of the pod.
+    pub uid: String,
+    /// Unix milliseconds.
+    pub created_at: u64,
+    /// Where it is now.
+    pub status: PodStatus,
+}
+
+/// A stored image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// Normalised reference.
+    pub reference: String,
+    /// Manifest digest.
+    pub digest: String,
+    /// Sum of the compressed layer sizes.
+    pub size: u64,
+}
+
+/// The agent's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "camelCase")]
+pub enum Reply {
+    /// Apply succeeded for every object.
+    Applied {
+        /// One entry per object.
+        objects: Vec<Applied>,
+    },
+    /// Pods.
+    Pods {
+        /// The list.
+        pods: Vec<PodView>,
+    },
+    /// A deletion was accepted.
+    Deleted {
+        /// `pod/NAME`.
+        object: String,
+    },
+    /// The stream of data frames follows.
+    Streaming,
+    /// Images.
+    Images {
+        /// The list.
+        images: Vec<ImageInfo>,
+    },
+    /// The request failed; nothing changed unless `message` says so.
+    Error {
+        /// What went wrong, naming the problem.
+        message: String,
+    },
+}

@@ -1,0 +1,5 @@
+//! Shoal: a single-binary edge orchestrator.
+pub mod api;
+pub mod runtime;
+pub mod store;
+pub mod transport;

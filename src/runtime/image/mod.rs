@@ -1,0 +1,16 @@
+//! Images: references, the content-addressed store, archive import, and
+//! layer unpacking.
+//!
+//! ```text
+//! DATA/images/blobs/sha256/<hex>    every blob, verified against its digest
+//! DATA/images/layers/<diff-id hex>/ each layer unpacked once (overlay lower dir)
+//! DATA/images/tmp/                  uploads and half-done work, cleared on start
+//! ```
+
+mod import;
+mod reference;
+mod store;
+pub mod unpack;
+
+pub use reference::{ImageRef, RefError};
+pub use store::{ImageError, ImageStore, ResolvedImage};

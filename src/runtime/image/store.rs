@@ -1,0 +1,173 @@
+//! The content-addressed image store.
+
+use super::import;
+use super::reference::ImageRef;
+use crate::api::wire::ImageInfo;
+use crate::store::{ImageRecord, Store, StoreError};
+use oci_spec::image::ImageConfiguration;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// An image operation failed. Unless the text says otherwise, the store is
+/// unchanged: import writes into `tmp/` and moves into place only after every
+/// digest was checked.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The reference did not parse.
+    #[error(transparent)]
+    Reference(#[from] super::RefError),
+    /// No such image in the local store.
+    #[error("image {reference} is not in the local store (Shoal does not pull yet: import it with `shoal image import FILE`)")]
+    NotFound {
+        /// The normalised reference.
+        reference: String,
+    },
+    /// A blob's content does not hash to its digest.
+    #[error("blob {name}: digest mismatch: expected {expected}, content hashes to {actual}")]
+    DigestMismatch {
+        /// The blob's name in the archive.
+        name: String,
+        /// The digest the manifest names.
+        expected: String,
+        /// What the content hashes to.
+        actual: String,
+    },
+    /// The archive is not an OCI image layout nor a `docker save` tar.
+    #[error("image archive: {0}")]
+    Archive(String),
+    /// A layer could not be unpacked safely.
+    #[error("layer {digest}: {source}")]
+    Unpack {
+        /// The layer digest.
+        digest: String,
+        /// What went wrong.
+        source: super::unpack::UnpackError,
+    },
+    /// The image is still used by a pod.
+    #[error("image {reference} is used by pod {pod}; delete the pod first")]
+    InUse {
+        /// The reference.
+        reference: String,
+        /// `namespace/name` of a pod using it.
+        pod: String,
+    },
+    /// File I/O failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An image ready to run: its configuration and its layer directories.
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    /// Normalised reference.
+    pub reference: String,
+    /// ENTRYPOINT, CMD, ENV, WORKDIR, USER.
+    pub config: ImageConfiguration,
+    /// Unpacked layers, bottom first.
+    pub layers: Vec<PathBuf>,
+}
+
+/// The content-addressed store of blobs and unpacked layers.
+pub struct ImageStore {
+    root: PathBuf,
+    db: Arc<Store>,
+}
+
+pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
+    move |source| ImageError::Io { path: path.into(), source }
+}
+
+impl ImageStore {
+    /// Opens the store under `root`, clearing leftovers of interrupted imports.
+    pub fn open(root: &Path, db: Arc<Store>) -> Result<ImageStore, ImageError> {
+        for d in ["blobs/sha256", "layers", "tmp"] {
+            let p = root.join(d);
+            std::fs::create_dir_all(&p).map_err(io_err(&p))?;
+        }
+        let tmp = root.join("tmp");
+        for e in std::fs::read_dir(&tmp).map_err(io_err(&tmp))?.flatten() {
+            let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+        }
+        Ok(ImageStore { root: root.into(), db })
+    }
+
+    /// A fresh path under `tmp/` for an upload.
+    pub fn upload_path(&self) -> PathBuf {
+        self.root.join("tmp").join(format!("upload-{:016x}", rand::random::<u64>()))
+    }
+
+    pub(super) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(super) fn blob_path(&self, digest: &str) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+    }
+
+    pub(super) fn layer_path(&self, diff_id: &str) -> PathBuf {
+        self.root.join("layers").join(diff_id.trim_start_matches("sha256:"))
+    }
+
+    /// Imports an OCI image-layout or `docker save` archive (optionally gzip).
+    pub fn import(&self, archive: &Path) -> Result<Vec<ImageInfo>, ImageError> {
+        let records = import::import_archive(self, archive)?;
+        for r in &records {
+            self.db.put_image(r)?;
+        }
+        Ok(records.iter().map(info).collect())
+    }
+
+    /// Every stored reference.
+    pub fn list(&self) -> Result<Vec<ImageInfo>, ImageError> {
+        Ok(self.db.list_images()?.iter().map(info).collect())
+    }
+
+    /// Removes a reference and every blob and layer nothing else uses.
+    /// `in_use` names the pod that still uses the reference, if any.
+    pub fn remove(&self, reference: &str, in_use: impl Fn(&str) -> Option<String>) -> Result<ImageInfo, ImageError> {
+        let reference = ImageRef::parse(reference)?.to_string();
+        let rec = self.db.get_image(&reference)?.ok_or_else(|| ImageError::NotFound { reference: reference.clone() })?;
+        if let Some(pod) = in_use(&reference) {
+            return Err(ImageError::InUse { reference, pod });
+        }
+        self.db.delete_image(&reference)?;
+        let rest = self.db.list_images()?;
+        let keep = |f: &dyn Fn(&LayerRef) -> bool| rest.iter().flat_map(|i| i.layers.iter()).any(|l| f(l));
+        for layer in &rec.layers {
+            if !keep(&|l| l.digest == layer.digest) {
+                let _ = std::fs::remove_file(self.blob_path(&layer.digest));
+            }
+            if !keep(&|l| l.diff_id == layer.diff_id) {
+                let _ = std::fs::remove_dir_all(self.layer_path(&layer.diff_id));
+            }
+        }
+        if !rest.iter().any(|i| i.digest == rec.digest) {
+            let _ = std::fs::remove_file(self.blob_path(&rec.digest));
+        }
+        Ok(info(&rec))
+    }
+
+    /// Looks an image up for running.
+    pub fn resolve(&self, image: &str) -> Result<ResolvedImage, ImageError> {
+        let reference = ImageRef::parse(image)?.to_string();
+        let rec = self.db.get_image(&reference)?.ok_or_else(|| ImageError::NotFound { reference: reference.clone() })?;
+        let config = ImageConfiguration::from_reader(rec.config.as_bytes())
+            .map_err(|e| ImageError::Archive(format!("stored config of {reference}: {e}")))?;
+        let layers = rec.layers.iter().map(|l| self.layer_path(&l.diff_id)).collect();
+        Ok(ResolvedImage { reference, config, layers })
+    }
+}
+
+type LayerRef = crate::store::LayerRecord;
+
+fn info(r: &ImageRecord) -> ImageInfo {
+    ImageInfo { reference: r.reference.clone(), digest: r.digest.clone(), size: r.layers.iter().map(|l| l.size).sum() }
+}
