@@ -3,3 +3,4 @@ pub mod api;
 pub mod runtime;
 pub mod store;
 pub mod transport;
+pub mod node;

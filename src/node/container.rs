@@ -1,0 +1,155 @@
+//! One container slot of a pod: its status enum and the guards on it.
+
+use crate::api::status::{ContainerState, ContainerStatus};
+use crate::runtime::ExitInfo;
+
+/// Where a container slot is. The guards say what may happen next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Not running; may start at `not_before` (Unix ms).
+    Waiting {
+        /// `ContainerCreating`, `PodInitializing`, `CrashLoopBackOff`, `ErrImageNeverPull`, `CreateContainerError`.
+        reason: String,
+        /// Detail for people.
+        message: String,
+        /// Earliest start, Unix ms.
+        not_before: u64,
+    },
+    /// A start was handed to the runtime; its result is awaited.
+    Starting,
+    /// The process runs.
+    Running {
+        /// Host pid.
+        pid: i32,
+        /// Unix ms.
+        started_at: u64,
+        /// Whether SIGTERM was sent (pod deletion).
+        term_sent: bool,
+    },
+    /// Exited and will not run again.
+    Done,
+}
+
+impl Status {
+    /// May a start be issued at `now`?
+    pub fn can_start(&self, now: u64) -> bool {
+        matches!(self, Status::Waiting { not_before, .. } if *not_before <= now)
+    }
+
+    /// Is there a process (or one about to be) to wait for?
+    pub fn is_live(&self) -> bool {
+        matches!(self, Status::Starting | Status::Running { .. })
+    }
+}
+
+/// A container of a pod and its history.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    /// Container name.
+    pub name: String,
+    /// Normalised image reference.
+    pub image: String,
+    /// An init container?
+    pub init: bool,
+    /// Where it is.
+    pub status: Status,
+    /// The last run's end.
+    pub last: Option<ContainerState>,
+    /// Starts after the first.
+    pub restart_count: u32,
+    /// Failures in a row, for the back-off.
+    pub crashes: u32,
+    /// Whether it ever ran.
+    pub started_once: bool,
+}
+
+/// A run that lasted this long resets the back-off, as in Kubernetes.
+pub const BACKOFF_RESET_MS: u64 = 10 * 60 * 1000;
+
+/// Delay before restart `n` (1-based): `base * 2^(n-1)`, at most `max`.
+pub fn backoff(base_ms: u64, max_ms: u64, n: u32) -> u64 {
+    base_ms.saturating_mul(1u64 << (n.saturating_sub(1)).min(32)).min(max_ms)
+}
+
+impl Slot {
+    /// A fresh slot, waiting to be created.
+    pub fn new(name: &str, image: &str, init: bool, now: u64) -> Slot {
+        let reason = if init { "ContainerCreating" } else { "PodInitializing" };
+        Slot {
+            name: name.into(),
+            image: image.into(),
+            init,
+            status: Status::Waiting { reason: reason.into(), message: String::new(), not_before: now },
+            last: None,
+            restart_count: 0,
+            crashes: 0,
+            started_once: false,
+        }
+    }
+
+    /// The terminated state an exit turns into.
+    pub fn terminated(exit: &ExitInfo) -> ContainerState {
+        let reason = if exit.oom_killed {
+            "OOMKilled"
+        } else if exit.exit_code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        };
+        ContainerState::Terminated {
+            exit_code: exit.exit_code,
+            signal: exit.signal,
+            reason: reason.into(),
+            started_at: exit.started_at,
+            finished_at: exit.finished_at,
+        }
+    }
+
+    /// The API view of this slot.
+    pub fn view(&self) -> ContainerStatus {
+        let (state, last, pid) = match &self.status {
+            Status::Waiting { reason, message, .. } => (
+                ContainerState::Waiting { reason: reason.clone(), message: message.clone() },
+                self.last.clone(),
+                None,
+            ),
+            Status::Starting => (ContainerState::Waiting { reason: "ContainerCreating".into(), message: String::new() }, self.last.clone(), None),
+            Status::Running { pid, started_at, .. } => (ContainerState::Running { started_at: *started_at }, self.last.clone(), Some(*pid)),
+            Status::Done => (
+                self.last.clone().unwrap_or(ContainerState::Waiting { reason: "Unknown".into(), message: String::new() }),
+                None,
+                None,
+            ),
+        };
+        ContainerStatus {
+            name: self.name.clone(),
+            image: self.image.clone(),
+            ready: matches!(self.status, Status::Running { .. }),
+            state,
+            last_state: last,
+            restart_count: self.restart_count,
+            pid,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let d: Vec<u64> = (1..=7).map(|n| backoff(10, 300, n)).collect();
+        assert_eq!(d, vec![10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(backoff(10, 300, 200), 300);
+    }
+
+    #[test]
+    fn only_due_waiting_slots_may_start() {
+        let mut s = Slot::new("a", "i", false, 100);
+        assert!(!s.status.can_start(99));
+        assert!(s.status.can_start(100));
+        s.status = Status::Starting;
+        assert!(!s.status.can_start(1000) && s.status.is_live());
+    }
+}

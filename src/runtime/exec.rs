@@ -1,0 +1,49 @@
+//! `exec`: run a command in a running container, through a shim process.
+
+use super::{shim, Runtime, RuntimeError};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use std::path::Path;
+use std::process::Stdio;
+
+impl Runtime {
+    /// Spawns `shoal shim exec` for container `name`; its stdout and stderr
+    /// are the command's, its exit code the command's.
+    pub fn exec(&self, uid: &str, name: &str, command: &[String]) -> Result<tokio::process::Child, RuntimeError> {
+        tokio::process::Command::new(&self.exe)
+            .args(["shim", "exec"])
+            .arg(self.paths.oci_root())
+            .arg(self.paths.container_id(uid, name))
+            .arg("--")
+            .args(command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| RuntimeError::Io { path: self.exe.clone(), source: e })
+    }
+}
+
+/// Entry point of `shoal shim exec ROOT ID -- CMD...`. Never returns.
+pub fn exec_main(oci_root: &Path, id: &str, command: Vec<String>) -> ! {
+    let run = || -> Result<i32, String> {
+        nix::sys::prctl::set_child_subreaper(true).map_err(|e| e.to_string())?;
+        let pid = ContainerBuilder::new(id.to_string(), SyscallType::default())
+            .with_root_path(oci_root)
+            .map_err(|e| e.to_string())?
+            .as_tenant()
+            .with_container_args(command)
+            .with_detach(false)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(shim::wait_for(pid.as_raw()).0)
+    };
+    match run() {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("shoal exec: {e}");
+            std::process::exit(126)
+        }
+    }
+}
