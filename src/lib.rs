@@ -4,3 +4,5 @@ pub mod runtime;
 pub mod store;
 pub mod transport;
 pub mod node;
+pub mod daemon;
+pub mod cli;

@@ -257,7 +257,6 @@ pub fn write_spec(paths: &NodePaths, uid: &str, pod: &Pod, c: &Container, image:
             "env": env,
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1048576u64}],
             "noNewPrivileges": !sc.allow_privilege_escalation.unwrap_or(false),
         },
         "root": {"path": bundle.join("rootfs"), "readonly": sc.read_only_root_filesystem.unwrap_or(false)},

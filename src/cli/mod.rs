@@ -1,0 +1,163 @@
+//! The `shoal` command line: one file per command, each a thin client of
+//! the QUIC API (or, for `up`/`init`/`agent`, of the daemon).
+
+mod agent;
+mod apply;
+mod delete;
+mod exec;
+mod get;
+mod image;
+mod logs;
+
+use crate::api::wire::{Reply, Request};
+use crate::transport::framing::{read_frame, write_frame, Frame};
+use crate::transport::pki::ClientConfig;
+use crate::transport::quic;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Shoal: pods on a small fleet, one binary, no Docker.
+#[derive(Parser, Debug)]
+#[command(name = "shoal", version, about)]
+pub struct Cli {
+    /// Client credentials (else $SHOAL_CONFIG, else ~/.shoal/config).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Ask this node instead of the one in the credentials.
+    #[arg(long, global = true)]
+    server: Option<SocketAddr>,
+    /// Namespace.
+    #[arg(short, long, global = true, default_value = "default")]
+    namespace: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start a one-node cluster here (init if needed, then run the agent).
+    Up(agent::AgentArgs),
+    /// Create a new cluster in the data dir and exit.
+    Init(agent::AgentArgs),
+    /// Run this node's agent in the foreground (the systemd unit's command).
+    Agent(agent::AgentArgs),
+    /// Create or update objects from YAML (`-f -` reads stdin).
+    Apply(apply::Args),
+    /// List objects.
+    Get(get::GetArgs),
+    /// Show one object in detail.
+    Describe(get::DescribeArgs),
+    /// Print a container's log.
+    Logs(logs::Args),
+    /// Delete an object.
+    Delete(delete::Args),
+    /// Run a command in a container.
+    Exec(exec::Args),
+    /// Manage the node's images.
+    #[command(subcommand)]
+    Image(image::Cmd),
+    /// Internal: the per-container helper process.
+    #[command(subcommand, hide = true)]
+    Shim(agent::ShimCmd),
+}
+
+impl Cli {
+    /// Runs the command; returns the process exit code.
+    pub fn run(self) -> Result<i32> {
+        if let Command::Shim(cmd) = self.command {
+            agent::shim(cmd);
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let ctx = Ctx { config: self.config, server: self.server, namespace: self.namespace };
+        rt.block_on(async move {
+            match self.command {
+                Command::Up(a) => agent::up(a).await,
+                Command::Init(a) => agent::init(a),
+                Command::Agent(a) => agent::agent(a).await,
+                Command::Apply(a) => apply::run(&ctx, a).await,
+                Command::Get(a) => get::get(&ctx, a).await,
+                Command::Describe(a) => get::describe(&ctx, a).await,
+                Command::Logs(a) => logs::run(&ctx, a).await,
+                Command::Delete(a) => delete::run(&ctx, a).await,
+                Command::Exec(a) => exec::run(&ctx, a).await,
+                Command::Image(c) => image::run(&ctx, c).await,
+                Command::Shim(_) => unreachable!("handled above"),
+            }
+        })
+    }
+}
+
+/// Where and how the client connects.
+struct Ctx {
+    config: Option<PathBuf>,
+    server: Option<SocketAddr>,
+    namespace: String,
+}
+
+/// An open request stream.
+struct Call {
+    _endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    _send: quinn::SendStream,
+    recv: quinn::RecvStream,
+}
+
+impl Ctx {
+    fn credentials(&self) -> Result<(PathBuf, ClientConfig)> {
+        let path = match (&self.config, std::env::var_os("SHOAL_CONFIG")) {
+            (Some(p), _) => p.clone(),
+            (None, Some(p)) => PathBuf::from(p),
+            (None, None) => {
+                let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("no --config, no SHOAL_CONFIG and no HOME"))?;
+                PathBuf::from(home).join(".shoal/config")
+            }
+        };
+        let cfg = ClientConfig::load(&path).with_context(|| "reading client credentials (give --config FILE or set SHOAL_CONFIG)")?;
+        Ok((path, cfg))
+    }
+
+    /// Sends a request and reads the reply frame.
+    async fn call(&self, req: &Request) -> Result<(Call, Reply)> {
+        let (_, cfg) = self.credentials()?;
+        let (endpoint, conn) = quic::connect(&cfg, self.server).await?;
+        let (mut send, mut recv) = conn.open_bi().await.context("opening a stream")?;
+        write_frame(&mut send, &Frame::json(req)).await?;
+        let reply = match read_frame(&mut recv).await {
+            Ok(Some(f)) => f.decode::<Reply>()?,
+            Ok(None) => bail!("the server closed the stream without answering"),
+            Err(e) => return Err(anyhow!(e)).context("the server refused or dropped the connection"),
+        };
+        Ok((Call { _endpoint: endpoint, conn, _send: send, recv }, reply))
+    }
+
+    /// A request whose reply is all there is; server errors become errors.
+    async fn simple(&self, req: &Request) -> Result<Reply> {
+        let (call, reply) = self.call(req).await?;
+        call.conn.close(0u32.into(), b"done");
+        match reply {
+            Reply::Error { message } => Err(anyhow!(message)),
+            r => Ok(r),
+        }
+    }
+}
+
+/// Output format of `get`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Output {
+    Wide,
+    Yaml,
+    Json,
+}
+
+/// `5s`, `3m`, `2h`, `4d` since a Unix-ms instant.
+fn age(since_ms: u64) -> String {
+    let s = crate::runtime::shim::now_ms().saturating_sub(since_ms) / 1000;
+    match s {
+        0..120 => format!("{s}s"),
+        120..7200 => format!("{}m", s / 60),
+        7200..172800 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}

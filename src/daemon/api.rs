@@ -1,0 +1,320 @@
+//! The `shoal-api` server: one task per connection, one per stream; each
+//! stream carries one request.
+
+use crate::api::manifest::Container;
+use crate::api::parse_manifests;
+use crate::api::wire::{PodRef, PodView, Reply, Request};
+use crate::daemon::shutdown::Shutdown;
+use crate::node::driver::NodeCmd;
+use crate::runtime::image::ImageStore;
+use crate::runtime::Runtime;
+use crate::store::{PodRecord, Store};
+use crate::transport::framing::{read_frame, write_frame, Frame, FrameError};
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+/// What request handlers share.
+#[derive(Clone)]
+pub struct ApiDeps {
+    /// The store, for reads.
+    pub store: Arc<Store>,
+    /// The runtime, for logs and exec.
+    pub runtime: Arc<Runtime>,
+    /// The node loop, for writes.
+    pub node: mpsc::Sender<NodeCmd>,
+}
+
+/// Accepts connections until shutdown.
+pub async fn serve(endpoint: quinn::Endpoint, deps: ApiDeps, mut shutdown: Shutdown) {
+    loop {
+        let incoming = tokio::select! {
+            biased;
+            _ = shutdown.wait() => break,
+            i = endpoint.accept() => match i {
+                Some(i) => i,
+                None => break,
+            },
+        };
+        let deps = deps.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            match incoming.await {
+                Ok(conn) => connection(conn, deps, shutdown).await,
+                // A client without a CA-signed certificate ends here.
+                Err(e) => info!(%remote, error = %e, "refused connection"),
+            }
+        });
+    }
+    endpoint.close(0u32.into(), b"shutdown");
+    info!("api loop is done");
+}
+
+async fn connection(conn: quinn::Connection, deps: ApiDeps, mut shutdown: Shutdown) {
+    loop {
+        let (send, recv) = tokio::select! {
+            biased;
+            _ = shutdown.wait() => return,
+            s = conn.accept_bi() => match s {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        };
+        let deps = deps.clone();
+        tokio::spawn(async move {
+            if let Err(e) = stream(send, recv, deps).await {
+                debug!(error = %e, "api stream ended early");
+            }
+        });
+    }
+}
+
+async fn reply(send: &mut quinn::SendStream, r: &Reply) -> Result<(), FrameError> {
+    write_frame(send, &Frame::json(r)).await
+}
+
+fn error(message: impl Into<String>) -> Reply {
+    Reply::Error { message: message.into() }
+}
+
+async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: ApiDeps) -> Result<(), FrameError> {
+    let Some(frame) = read_frame(&mut recv).await? else { return Ok(()) };
+    let req: Request = match frame.decode() {
+        Ok(r) => r,
+        Err(e) => {
+            reply(&mut send, &error(format!("bad request: {e}"))).await?;
+            return Ok(());
+        }
+    };
+    match req {
+        Request::Apply { manifest } => {
+            let r = apply(&deps, &manifest).await;
+            reply(&mut send, &r).await?;
+        }
+        Request::GetPods { namespace } => {
+            let r = match deps.store.list_pods() {
+                Ok(pods) => Reply::Pods {
+                    pods: pods.into_iter().filter(|p| namespace.as_deref().is_none_or(|n| p.key().0 == n)).map(view).collect(),
+                },
+                Err(e) => error(e.to_string()),
+            };
+            reply(&mut send, &r).await?;
+        }
+        Request::GetPod(p) => {
+            let r = match find(&deps, &p) {
+                Ok(rec) => Reply::Pods { pods: vec![view(rec)] },
+                Err(e) => error(e),
+            };
+            reply(&mut send, &r).await?;
+        }
+        Request::DeletePod(p) => {
+            let (tx, rx) = oneshot::channel();
+            let key = (p.namespace.clone(), p.name.clone());
+            let r = match deps.node.send(NodeCmd::Delete { key, reply: tx }).await {
+                Ok(()) => match rx.await {
+                    Ok(Ok(())) => Reply::Deleted { object: format!("pod/{}", p.name) },
+                    Ok(Err(e)) => error(e),
+                    Err(_) => error("node loop stopped"),
+                },
+                Err(_) => error("node loop stopped"),
+            };
+            reply(&mut send, &r).await?;
+        }
+        Request::Logs { pod, container, follow } => logs(&deps, &mut send, &pod, container, follow).await?,
+        Request::Exec { pod, container, command } => exec(&deps, &mut send, &pod, container, command).await?,
+        Request::ImageImport { size } => {
+            let r = import(deps.runtime.images(), &mut recv, size).await;
+            reply(&mut send, &r).await?;
+        }
+        Request::ImageList => {
+            let r = match deps.runtime.images().list() {
+                Ok(images) => Reply::Images { images },
+                Err(e) => error(e.to_string()),
+            };
+            reply(&mut send, &r).await?;
+        }
+        Request::ImageRemove { reference } => {
+            let pods = deps.store.list_pods().unwrap_or_default();
+            let in_use = |r: &str| {
+                pods.iter()
+                    .find(|p| p.pod.spec.init_containers.iter().chain(&p.pod.spec.containers).any(|c| normal(&c.image) == r))
+                    .map(|p| format!("{}/{}", p.key().0, p.key().1))
+            };
+            let r = match deps.runtime.images().remove(&reference, in_use) {
+                Ok(i) => Reply::Images { images: vec![i] },
+                Err(e) => error(e.to_string()),
+            };
+            reply(&mut send, &r).await?;
+        }
+    }
+    let _ = send.finish();
+    let _ = send.stopped().await;
+    Ok(())
+}
+
+fn normal(image: &str) -> String {
+    crate::runtime::image::ImageRef::parse(image).map(|r| r.to_string()).unwrap_or_default()
+}
+
+fn view(rec: PodRecord) -> PodView {
+    PodView { pod: rec.pod, uid: rec.uid, created_at: rec.created_at, status: rec.status }
+}
+
+fn find(deps: &ApiDeps, p: &PodRef) -> Result<PodRecord, String> {
+    deps.store
+        .get_pod(&p.namespace, &p.name)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("pod {:?} not found in namespace {:?}", p.name, p.namespace))
+}
+
+fn pick(rec: &PodRecord, container: Option<String>) -> Result<Container, String> {
+    let all: Vec<&Container> = rec.pod.spec.init_containers.iter().chain(&rec.pod.spec.containers).collect();
+    match container {
+        Some(name) => all.into_iter().find(|c| c.name == name).cloned().ok_or_else(|| {
+            format!("container {name:?} is not in pod {:?}", rec.pod.metadata.name)
+        }),
+        None => Ok(rec.pod.spec.containers[0].clone()),
+    }
+}
+
+async fn apply(deps: &ApiDeps, manifest: &str) -> Reply {
+    let pods = match parse_manifests(manifest) {
+        Ok(p) => p,
+        Err(e) => return error(e.to_string()),
+    };
+    let mut objects = Vec::new();
+    for pod in pods {
+        let (tx, rx) = oneshot::channel();
+        if deps.node.send(NodeCmd::Apply { pod: Box::new(pod), reply: tx }).await.is_err() {
+            return error("node loop stopped");
+        }
+        match rx.await {
+            Ok(Ok(a)) => objects.push(a),
+            Ok(Err(e)) => {
+                let done: Vec<String> = objects.iter().map(|a| format!("{} {}", a.object, a.action)).collect();
+                let prefix = if done.is_empty() { String::new() } else { format!("(applied before the error: {}) ", done.join(", ")) };
+                return error(format!("{prefix}{e}"));
+            }
+            Err(_) => return error("node loop stopped"),
+        }
+    }
+    Reply::Applied { objects }
+}
+
+async fn logs(deps: &ApiDeps, send: &mut quinn::SendStream, p: &PodRef, container: Option<String>, follow: bool) -> Result<(), FrameError> {
+    let rec = match find(deps, p).and_then(|rec| pick(&rec, container).map(|c| (rec, c))) {
+        Ok(x) => x,
+        Err(e) => return reply(send, &error(e)).await,
+    };
+    let (rec, c) = rec;
+    let path = deps.runtime.paths().log(&rec.uid, &c.name);
+    reply(send, &Reply::Streaming).await?;
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(_) if !follow => return Ok(()),
+        Err(_) => loop {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            if let Ok(f) = tokio::fs::File::open(&path).await {
+                break f;
+            }
+            if deps.store.get_pod(&p.namespace, &p.name).ok().flatten().is_none() {
+                return Ok(());
+            }
+        },
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n > 0 {
+            write_frame(send, &Frame::Stdout(buf[..n].to_vec())).await?;
+            continue;
+        }
+        if !follow {
+            return Ok(());
+        }
+        // Follow: poll while a client watches; stop when the pod is gone.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if deps.store.get_pod(&p.namespace, &p.name).ok().flatten().map(|r| r.uid) != Some(rec.uid.clone()) {
+            return Ok(());
+        }
+    }
+}
+
+async fn exec(deps: &ApiDeps, send: &mut quinn::SendStream, p: &PodRef, container: Option<String>, command: Vec<String>) -> Result<(), FrameError> {
+    let found = find(deps, p).and_then(|rec| pick(&rec, container).map(|c| (rec, c)));
+    let (rec, c) = match found {
+        Ok(x) => x,
+        Err(e) => return reply(send, &error(e)).await,
+    };
+    let running = rec.status.container_statuses.iter().chain(&rec.status.init_container_statuses).any(|s| s.name == c.name && s.ready);
+    if !running {
+        return reply(send, &error(format!("container {:?} of pod {:?} is not running", c.name, p.name))).await;
+    }
+    if command.is_empty() {
+        return reply(send, &error("no command given")).await;
+    }
+    let mut child = match deps.runtime.exec(&rec.uid, &c.name, &command) {
+        Ok(c) => c,
+        Err(e) => return reply(send, &error(e.to_string())).await,
+    };
+    reply(send, &Reply::Streaming).await?;
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let (mut ob, mut eb) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
+    let (mut out_open, mut err_open) = (true, true);
+    while out_open || err_open {
+        tokio::select! {
+            n = out.read(&mut ob), if out_open => match n {
+                Ok(0) | Err(_) => out_open = false,
+                Ok(n) => write_frame(send, &Frame::Stdout(ob[..n].to_vec())).await?,
+            },
+            n = err.read(&mut eb), if err_open => match n {
+                Ok(0) | Err(_) => err_open = false,
+                Ok(n) => write_frame(send, &Frame::Stderr(eb[..n].to_vec())).await?,
+            },
+        }
+    }
+    let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(255);
+    write_frame(send, &Frame::Exit(code)).await
+}
+
+async fn import(images: &Arc<ImageStore>, recv: &mut quinn::RecvStream, size: u64) -> Reply {
+    use tokio::io::AsyncWriteExt;
+    let path = images.upload_path();
+    let received = async {
+        let mut f = tokio::fs::File::create(&path).await?;
+        let mut got = 0u64;
+        while got < size {
+            match read_frame(recv).await.map_err(std::io::Error::other)? {
+                Some(Frame::Data(b)) => {
+                    got += b.len() as u64;
+                    f.write_all(&b).await?;
+                }
+                _ => return Err(std::io::Error::other(format!("upload ended after {got} of {size} bytes"))),
+            }
+        }
+        f.flush().await
+    }
+    .await;
+    if let Err(e) = received {
+        let _ = std::fs::remove_file(&path);
+        return error(format!("image upload: {e}"));
+    }
+    let store = images.clone();
+    let p = path.clone();
+    let result = tokio::task::spawn_blocking(move || store.import(&p)).await;
+    let _ = std::fs::remove_file(&path);
+    match result {
+        Ok(Ok(images)) => {
+            info!(images = ?images.iter().map(|i| &i.reference).collect::<Vec<_>>(), "imported");
+            Reply::Images { images }
+        }
+        Ok(Err(e)) => {
+            warn!(error = %e, "image import refused");
+            error(e.to_string())
+        }
+        Err(e) => error(format!("import task: {e}")),
+    }
+}
