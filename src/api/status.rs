@@ -18,7 +18,7 @@ pub enum Phase {
 
 /// Why a container is where it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum ContainerState {
     /// Not running: being created, backing off, or blocked.
     Waiting {

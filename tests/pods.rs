@@ -1,0 +1,213 @@
+//! Real pods through the real binary: run as root, real libcontainer containers.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+fn pid_of(p: &serde_json::Value, i: usize) -> i64 {
+    p["status"]["containerStatuses"][i]["pid"].as_i64().unwrap_or(0)
+}
+
+#[test]
+fn apply_runs_logs_and_deletes_a_pod() {
+    let node = TestNode::start("basic");
+    let out = node.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: hello, labels: {app: hello}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: localhost/busybox\n    command: [sh, -c, 'echo hello from shoal; exec sleep 600']\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "pod/hello created");
+    let p = node.wait_running("hello");
+    assert_eq!(p["status"]["phase"], "Running");
+    let pid = pid_of(&p, 0);
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "container pid {pid} not alive");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !node.ok(&["logs", "hello"]).contains("hello from shoal") {
+        assert!(std::time::Instant::now() < deadline, "log never showed the output");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let table = node.ok(&["get", "pods"]);
+    assert!(table.contains("hello") && table.contains("Running"), "{table}");
+    // Applying the same manifest again changes nothing.
+    let again = node.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: hello, labels: {app: hello}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: localhost/busybox\n    command: [sh, -c, 'echo hello from shoal; exec sleep 600']\n");
+    assert_eq!(stdout(&again).trim(), "pod/hello unchanged");
+    assert!(node.ok(&["delete", "pod", "hello"]).contains("pod/hello deleted"));
+    node.wait_gone("hello", 15);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z"));
+    assert!(node.container_pids().is_empty(), "processes left in the pod's cgroups");
+}
+
+#[test]
+fn two_containers_of_a_pod_share_localhost() {
+    let node = TestNode::start("localhost");
+    let out = node.apply(
+        "apiVersion: v1
+kind: Pod
+metadata: {name: pair}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: localhost/hello-http
+  - name: client
+    image: localhost/busybox
+    command: [sh, -c, 'while true; do wget -q -O- http://127.0.0.1:8080/ && sleep 600; sleep 0.2; done']
+",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    node.wait_running("pair");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let logs = node.ok(&["logs", "pair", "-c", "client"]);
+        if logs.contains("Hello from a Shoal pod") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "client never reached the web container over localhost: {logs:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Each container its own pid namespace, one network namespace.
+    let p = node.pod("pair");
+    let (a, b) = (pid_of(&p, 0), pid_of(&p, 1));
+    let net = |pid: i64| std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let pidns = |pid: i64| std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    assert_eq!(net(a), net(b));
+    assert_ne!(pidns(a), pidns(b));
+    assert_ne!(net(a), std::fs::read_link("/proc/self/ns/net").unwrap());
+}
+
+#[test]
+fn env_args_and_working_dir_reach_the_process() {
+    let node = TestNode::start("env");
+    let out = node.apply(
+        "apiVersion: v1
+kind: Pod
+metadata: {name: envp}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: localhost/busybox
+    command: [sh, -c]
+    args: ['echo \"GREETING=$GREETING ARG=$1 PWD=$(pwd) REF=$REF\"', 'argzero', '$(GREETING)-arg']
+    workingDir: /tmp
+    env:
+    - {name: GREETING, value: hi}
+    - {name: REF, value: '$(GREETING)-there'}
+",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    node.wait_pod("envp", 20, "Succeeded", |p| p["status"]["phase"] == "Succeeded");
+    let logs = node.ok(&["logs", "envp"]);
+    assert!(logs.contains("GREETING=hi ARG=hi-arg PWD=/tmp REF=hi-there"), "{logs:?}");
+}
+
+#[test]
+fn memory_limit_is_enforced_and_reported_oomkilled() {
+    let node = TestNode::start("oom");
+    let out = node.apply(
+        "apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: localhost/busybox
+    command: [sh, -c, 'x=$(head -c 200000000 /dev/zero | tr \"\\\\000\" a); echo survived']
+    resources: {limits: {memory: 32Mi}, requests: {memory: 16Mi, cpu: 100m}}
+",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p = node.wait_pod("hog", 60, "terminated", |p| p["status"]["phase"] == "Failed" || p["status"]["phase"] == "Succeeded");
+    let state = &p["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(state["reason"], "OOMKilled", "{p:#}");
+    assert_eq!(state["exitCode"], 137);
+    assert!(!node.ok(&["logs", "hog"]).contains("survived"));
+}
+
+#[test]
+fn failing_container_restarts_with_growing_back_off() {
+    let node = TestNode::start("backoff");
+    let out = node.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: crash}\nspec:\n  containers:\n  - name: c\n    image: localhost/busybox\n    command: [sh, -c, 'cut -d\" \" -f1 /proc/uptime; exit 2']\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Base 500 ms: restarts after 0.5, 1, 2, 4 s.
+    let p = node.wait_pod("crash", 30, "4 restarts", |p| p["status"]["containerStatuses"][0]["restartCount"].as_u64().unwrap_or(0) >= 4);
+    let c = &p["status"]["containerStatuses"][0];
+    assert_eq!(c["lastState"]["terminated"]["exitCode"], 2, "{c:#}");
+    std::thread::sleep(Duration::from_millis(500));
+    let starts: Vec<f64> = node.ok(&["logs", "crash"]).lines().filter_map(|l| l.trim().parse().ok()).collect();
+    assert!(starts.len() >= 5, "{starts:?}");
+    let gaps: Vec<f64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    // Each gap is at least the back-off (0.5, 1, 2, 4 s) and larger than the last.
+    for (i, g) in gaps.iter().take(4).enumerate() {
+        assert!(*g >= 0.5 * (1u32 << i) as f64 * 0.9, "restart {} came before its back-off: gaps {gaps:?}", i + 1);
+    }
+    for w in gaps.windows(2).take(3) {
+        assert!(w[1] > w[0], "back-off did not grow: gaps {gaps:?}");
+    }
+    let word = node.ok(&["get", "pods"]);
+    assert!(word.contains("CrashLoopBackOff") || word.contains("Running") || word.contains("Error"), "{word}");
+}
+
+#[test]
+fn agent_kill9_readopts_running_containers() {
+    let mut node = TestNode::start("adopt");
+    let out = node.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: keep}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: localhost/busybox\n    command: [sleep, '600']\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = node.wait_running("keep");
+    let pid = pid_of(&before, 0);
+    node.kill_agent();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "container died with the agent");
+    node.start_agent();
+    let after = node.wait_running("keep");
+    assert_eq!(pid_of(&after, 0), pid, "container was restarted, not re-adopted");
+    assert_eq!(after["status"]["containerStatuses"][0]["restartCount"], 0);
+    assert!(node.log().contains("re-adopted"));
+    // Still supervised: killing the container is noticed and it restarts.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let p = node.wait_pod("keep", 20, "restarted", |p| p["status"]["containerStatuses"][0]["restartCount"] == 1 && p["status"]["containerStatuses"][0]["ready"] == true);
+    assert_ne!(pid_of(&p, 0), pid);
+}
+
+#[test]
+fn after_a_reboot_pods_come_back_from_the_store() {
+    let mut node = TestNode::start("reboot");
+    let out = node.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: back}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: localhost/busybox\n    command: [sleep, '600']\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = pid_of(&node.wait_running("back"), 0);
+    // A reboot: the agent, the shims and the containers all die, mounts vanish.
+    node.kill_agent();
+    for s in node.shim_pids() {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(s), nix::sys::signal::Signal::SIGKILL).unwrap();
+    }
+    for c in node.container_pids() {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c), nix::sys::signal::Signal::SIGKILL);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = node.dir.to_str().unwrap().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for m in mounts.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&dir)) {
+        let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+    }
+    node.start_agent();
+    let p = node.wait_running("back");
+    assert_ne!(pid_of(&p, 0), pid);
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 1);
+}
+
+#[test]
+fn exec_runs_in_the_container_and_returns_its_exit_code() {
+    let node = TestNode::start("exec");
+    let out = node.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: ex}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: localhost/busybox\n    command: [sh, -c, 'echo marker > /tmp/inside; exec sleep 600']\n    env: [{name: FOO, value: bar}]\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    node.wait_running("ex");
+    std::thread::sleep(Duration::from_millis(300));
+    let r = node.cli(&["exec", "ex", "--", "sh", "-c", "cat /tmp/inside; echo FOO=$FOO; hostname; echo oops >&2; exit 3"]);
+    assert_eq!(r.status.code(), Some(3), "{}", stderr(&r));
+    let o = stdout(&r);
+    assert!(o.contains("marker") && o.contains("FOO=bar") && o.contains("ex"), "{o:?}");
+    assert!(stderr(&r).contains("oops"));
+    let missing = node.cli(&["exec", "nope", "--", "true"]);
+    assert!(!missing.status.success() && stderr(&missing).contains("not found"));
+}
