@@ -4,7 +4,11 @@ use clap::Parser;
 
 fn main() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     let cli = shoal::cli::Cli::parse();
     match cli.run() {
         Ok(code) => std::process::exit(code),

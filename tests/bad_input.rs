@@ -21,10 +21,24 @@ fn bad_manifests_are_refused_by_name_and_nothing_is_lost() {
     assert!(node.apply(GOOD).status.success());
     node.wait_running("good");
     refused(&node, "kind: Pod\nmetadata: {name: x\n", &["malformed YAML", "line"]);
-    refused(&node, &GOOD.replace("name: good", "name: other").replace("command:", "livenessProbe: {}, command:"), &["livenessProbe", "spec.containers[0]"]);
+    refused(
+        &node,
+        &GOOD
+            .replace("name: good", "name: other")
+            .replace("command:", "livenessProbe: {}, command:"),
+        &["livenessProbe", "spec.containers[0]"],
+    );
     refused(&node, &GOOD.replace("name: good", "name: Bad_Name"), &["metadata.name", "RFC 1123"]);
-    refused(&node, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n", &["Deployment", "not supported"]);
-    refused(&node, &GOOD.replace("command:", "resources: {limits: {memory: lots}}, command:"), &["resources.limits.memory", "lots"]);
+    refused(
+        &node,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n",
+        &["Deployment", "not supported"],
+    );
+    refused(
+        &node,
+        &GOOD.replace("command:", "resources: {limits: {memory: lots}}, command:"),
+        &["resources.limits.memory", "lots"],
+    );
     // The spec of an existing pod cannot change.
     refused(&node, &GOOD.replace("'600'", "'700'"), &["cannot change"]);
     // The node still works and the first pod is untouched.
@@ -37,10 +51,16 @@ fn bad_manifests_are_refused_by_name_and_nothing_is_lost() {
 #[test]
 fn a_missing_image_is_named_in_the_pod_status() {
     let node = TestNode::start("noimage");
-    let out = node.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: ghost}\nspec:\n  containers:\n  - {name: c, image: 'nosuch/image:1.0'}\n");
+    let out =
+        node.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: ghost}\nspec:\n  containers:\n  - {name: c, image: 'nosuch/image:1.0'}\n");
     assert!(out.status.success(), "{}", stderr(&out));
-    let p = node.wait_pod("ghost", 20, "ErrImageNeverPull", |p| p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ErrImageNeverPull");
-    let msg = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"].as_str().unwrap().to_string();
+    let p = node.wait_pod("ghost", 20, "ErrImageNeverPull", |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ErrImageNeverPull"
+    });
+    let msg = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(msg.contains("docker.io/nosuch/image:1.0") && msg.contains("image import"), "{msg}");
     assert!(node.ok(&["get", "pods"]).contains("ErrImageNeverPull"));
 }
@@ -66,16 +86,29 @@ fn oci_archive(entries: &[(&str, tar::EntryType, &str)], corrupt_layer: bool) ->
     let layer = layer.into_inner().unwrap();
     let hex = |b: &[u8]| format!("{:x}", Sha256::digest(b));
     let diff = hex(&layer);
-    let stored = if corrupt_layer { [&layer[..], b"tampered"].concat() } else { layer.clone() };
-    let arch = match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a };
-    let config = format!(r#"{{"architecture":"{arch}","os":"linux","config":{{"Cmd":["sh"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{diff}"]}}}}"#);
+    let stored = if corrupt_layer {
+        [&layer[..], b"tampered"].concat()
+    } else {
+        layer.clone()
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let config = format!(
+        r#"{{"architecture":"{arch}","os":"linux","config":{{"Cmd":["sh"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{diff}"]}}}}"#
+    );
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{diff}","size":{}}}]}}"#,
-        hex(config.as_bytes()), config.len(), layer.len()
+        hex(config.as_bytes()),
+        config.len(),
+        layer.len()
     );
     let index = format!(
         r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","size":{},"annotations":{{"io.containerd.image.name":"localhost/evil:1"}}}}]}}"#,
-        hex(manifest.as_bytes()), manifest.len()
+        hex(manifest.as_bytes()),
+        manifest.len()
     );
     let mut out = tar::Builder::new(Vec::new());
     let mut add = |name: &str, data: &[u8]| {
@@ -111,17 +144,32 @@ fn hostile_image_archives_are_refused_and_leave_nothing_behind() {
     use tar::EntryType::*;
     import_refused(&node, oci_archive(&[("../escape", Regular, "")], false), &["../escape", "\"..\""]);
     import_refused(&node, oci_archive(&[("/etc/evil", Regular, "")], false), &["/etc/evil", "absolute"]);
-    import_refused(&node, oci_archive(&[("bin/link", Symlink, "../../../etc")], false), &["bin/link", "escapes"]);
-    import_refused(&node, oci_archive(&[("lnk", Symlink, "/tmp"), ("lnk/x", Regular, "")], false), &["lnk/x", "symlink"]);
+    import_refused(
+        &node,
+        oci_archive(&[("bin/link", Symlink, "../../../etc")], false),
+        &["bin/link", "escapes"],
+    );
+    import_refused(
+        &node,
+        oci_archive(&[("lnk", Symlink, "/tmp"), ("lnk/x", Regular, "")], false),
+        &["lnk/x", "symlink"],
+    );
     import_refused(&node, oci_archive(&[("ok", Regular, "")], true), &["digest mismatch"]);
     assert!(!std::path::Path::new("/escape").exists() && !std::path::Path::new("/etc/evil").exists());
     let list = node.ok(&["image", "ls"]);
     assert!(!list.contains("evil"), "{list}");
     let tmp = node.dir.join("images/tmp");
-    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "import left files in {}", tmp.display());
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "import left files in {}",
+        tmp.display()
+    );
     // The node still imports and runs good images, docker save ones too.
     let docker = images_dir().join("busybox-docker.tar");
-    assert!(node.ok(&["image", "import", docker.to_str().unwrap()]).contains("localhost/busybox-docker:latest"));
+    assert!(node
+        .ok(&["image", "import", docker.to_str().unwrap()])
+        .contains("localhost/busybox-docker:latest"));
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: fromdocker}\nspec:\n  restartPolicy: Never\n  containers:\n  - {name: c, image: localhost/busybox-docker, command: [echo, docker-save-works]}\n";
     assert!(node.apply(pod).status.success());
     node.wait_pod("fromdocker", 20, "Succeeded", |p| p["status"]["phase"] == "Succeeded");
@@ -139,13 +187,29 @@ fn a_client_certificate_from_another_cluster_is_refused() {
     let node = TestNode::start("foreign");
     let other = node.dir.with_extension("other");
     let _ = std::fs::remove_dir_all(&other);
-    let init = std::process::Command::new(BIN).args(["init", "--data-dir", other.to_str().unwrap(), "--listen", &format!("127.0.0.1:{}", node.port)]).output().unwrap();
+    let init = std::process::Command::new(BIN)
+        .args([
+            "init",
+            "--data-dir",
+            other.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{}", node.port),
+        ])
+        .output()
+        .unwrap();
     assert!(init.status.success(), "{}", stderr(&init));
-    let out = std::process::Command::new(BIN).args(["get", "pods"]).env("SHOAL_CONFIG", other.join("admin.conf")).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["get", "pods"])
+        .env("SHOAL_CONFIG", other.join("admin.conf"))
+        .output()
+        .unwrap();
     let _ = std::fs::remove_dir_all(&other);
     assert!(!out.status.success(), "foreign client was served");
     let err = stderr(&out);
-    assert!(err.contains("refused") || err.contains("certificate") || err.contains("UnknownIssuer"), "{err}");
+    assert!(
+        err.contains("refused") || err.contains("certificate") || err.contains("UnknownIssuer"),
+        "{err}"
+    );
     assert!(node.log().contains("refused connection"), "agent did not log the refusal");
     // The admin still gets in.
     node.ok(&["get", "pods"]);

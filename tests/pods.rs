@@ -19,7 +19,10 @@ fn apply_runs_logs_and_deletes_a_pod() {
     let p = node.wait_running("hello");
     assert_eq!(p["status"]["phase"], "Running");
     let pid = pid_of(&p, 0);
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "container pid {pid} not alive");
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "container pid {pid} not alive"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !node.ok(&["logs", "hello"]).contains("hello from shoal") {
         assert!(std::time::Instant::now() < deadline, "log never showed the output");
@@ -32,7 +35,12 @@ fn apply_runs_logs_and_deletes_a_pod() {
     assert_eq!(stdout(&again).trim(), "pod/hello unchanged");
     assert!(node.ok(&["delete", "pod", "hello"]).contains("pod/hello deleted"));
     node.wait_gone("hello", 15);
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z"));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z")
+    );
     assert!(node.container_pids().is_empty(), "processes left in the pod's cgroups");
 }
 
@@ -61,7 +69,10 @@ spec:
         if logs.contains("Hello from a Shoal pod") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "client never reached the web container over localhost: {logs:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "client never reached the web container over localhost: {logs:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     // Each container its own pid namespace, one network namespace.
@@ -117,7 +128,9 @@ spec:
 ",
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let p = node.wait_pod("hog", 60, "terminated", |p| p["status"]["phase"] == "Failed" || p["status"]["phase"] == "Succeeded");
+    let p = node.wait_pod("hog", 60, "terminated", |p| {
+        p["status"]["phase"] == "Failed" || p["status"]["phase"] == "Succeeded"
+    });
     let state = &p["status"]["containerStatuses"][0]["state"]["terminated"];
     assert_eq!(state["reason"], "OOMKilled", "{p:#}");
     assert_eq!(state["exitCode"], 137);
@@ -132,7 +145,9 @@ fn failing_container_restarts_with_growing_back_off() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     // Base 500 ms: restarts after 0.5, 1, 2, 4 s.
-    let p = node.wait_pod("crash", 30, "4 restarts", |p| p["status"]["containerStatuses"][0]["restartCount"].as_u64().unwrap_or(0) >= 4);
+    let p = node.wait_pod("crash", 30, "4 restarts", |p| {
+        p["status"]["containerStatuses"][0]["restartCount"].as_u64().unwrap_or(0) >= 4
+    });
     let c = &p["status"]["containerStatuses"][0];
     assert_eq!(c["lastState"]["terminated"]["exitCode"], 2, "{c:#}");
     std::thread::sleep(Duration::from_millis(500));
@@ -141,13 +156,20 @@ fn failing_container_restarts_with_growing_back_off() {
     let gaps: Vec<f64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
     // Each gap is at least the back-off (0.5, 1, 2, 4 s) and larger than the last.
     for (i, g) in gaps.iter().take(4).enumerate() {
-        assert!(*g >= 0.5 * (1u32 << i) as f64 * 0.9, "restart {} came before its back-off: gaps {gaps:?}", i + 1);
+        assert!(
+            *g >= 0.5 * (1u32 << i) as f64 * 0.9,
+            "restart {} came before its back-off: gaps {gaps:?}",
+            i + 1
+        );
     }
     for w in gaps.windows(2).take(3) {
         assert!(w[1] > w[0], "back-off did not grow: gaps {gaps:?}");
     }
     let word = node.ok(&["get", "pods"]);
-    assert!(word.contains("CrashLoopBackOff") || word.contains("Running") || word.contains("Error"), "{word}");
+    assert!(
+        word.contains("CrashLoopBackOff") || word.contains("Running") || word.contains("Error"),
+        "{word}"
+    );
 }
 
 #[test]
@@ -158,7 +180,10 @@ fn agent_kill9_readopts_running_containers() {
     let before = node.wait_running("keep");
     let pid = pid_of(&before, 0);
     node.kill_agent();
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "container died with the agent");
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "container died with the agent"
+    );
     node.start_agent();
     let after = node.wait_running("keep");
     assert_eq!(pid_of(&after, 0), pid, "container was restarted, not re-adopted");
@@ -166,7 +191,9 @@ fn agent_kill9_readopts_running_containers() {
     assert!(node.log().contains("re-adopted"));
     // Still supervised: killing the container is noticed and it restarts.
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
-    let p = node.wait_pod("keep", 20, "restarted", |p| p["status"]["containerStatuses"][0]["restartCount"] == 1 && p["status"]["containerStatuses"][0]["ready"] == true);
+    let p = node.wait_pod("keep", 20, "restarted", |p| {
+        p["status"]["containerStatuses"][0]["restartCount"] == 1 && p["status"]["containerStatuses"][0]["ready"] == true
+    });
     assert_ne!(pid_of(&p, 0), pid);
 }
 
@@ -203,7 +230,14 @@ fn exec_runs_in_the_container_and_returns_its_exit_code() {
     assert!(out.status.success(), "{}", stderr(&out));
     node.wait_running("ex");
     std::thread::sleep(Duration::from_millis(300));
-    let r = node.cli(&["exec", "ex", "--", "sh", "-c", "cat /tmp/inside; echo FOO=$FOO; hostname; echo oops >&2; exit 3"]);
+    let r = node.cli(&[
+        "exec",
+        "ex",
+        "--",
+        "sh",
+        "-c",
+        "cat /tmp/inside; echo FOO=$FOO; hostname; echo oops >&2; exit 3",
+    ]);
     assert_eq!(r.status.code(), Some(3), "{}", stderr(&r));
     let o = stdout(&r);
     assert!(o.contains("marker") && o.contains("FOO=bar") && o.contains("ex"), "{o:?}");

@@ -73,7 +73,11 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Pod>, ManifestError> {
         let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
         let (kind, api_version) = (field("kind"), field("apiVersion"));
         if kind != "Pod" {
-            return Err(ManifestError::UnsupportedKind { document, kind, api_version });
+            return Err(ManifestError::UnsupportedKind {
+                document,
+                kind,
+                api_version,
+            });
         }
         let pod: Pod = serde_path_to_error::deserialize(value).map_err(|e| ManifestError::Field {
             document,
@@ -83,7 +87,11 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Pod>, ManifestError> {
         })?;
         let problems = validate::validate_pod(&pod);
         if !problems.is_empty() {
-            return Err(ManifestError::Invalid { document, name: pod.metadata.name.clone(), problems });
+            return Err(ManifestError::Invalid {
+                document,
+                name: pod.metadata.name.clone(),
+                problems,
+            });
         }
         pods.push(pod);
     }

@@ -11,7 +11,10 @@ pub fn validate_pod(pod: &Pod) -> Vec<String> {
     let mut bad = |field: String, why: String| problems.push(format!("{field}: {why}"));
 
     if pod.api_version != "v1" {
-        bad("apiVersion".into(), format!("{:?} is not supported for Pod (use v1)", pod.api_version));
+        bad(
+            "apiVersion".into(),
+            format!("{:?} is not supported for Pod (use v1)", pod.api_version),
+        );
     }
     if let Err(why) = dns_subdomain(&pod.metadata.name) {
         bad("metadata.name".into(), why);
@@ -61,7 +64,10 @@ pub fn validate_pod(pod: &Pod) -> Vec<String> {
             (Some(e), None) => {
                 if let Some(m) = &e.medium {
                     if !m.is_empty() && m != "Memory" {
-                        bad(format!("{field}.emptyDir.medium"), format!("{m:?} is not supported (use \"\" or Memory)"));
+                        bad(
+                            format!("{field}.emptyDir.medium"),
+                            format!("{m:?} is not supported (use \"\" or Memory)"),
+                        );
                     }
                 }
                 if let Some(s) = &e.size_limit {
@@ -77,7 +83,10 @@ pub fn validate_pod(pod: &Pod) -> Vec<String> {
                 let kinds = ["", "Directory", "DirectoryOrCreate", "File", "FileOrCreate"];
                 if let Some(k) = &h.kind {
                     if !kinds.contains(&k.as_str()) {
-                        bad(format!("{field}.hostPath.type"), format!("{k:?} is not supported (use one of {kinds:?})"));
+                        bad(
+                            format!("{field}.hostPath.type"),
+                            format!("{k:?} is not supported (use one of {kinds:?})"),
+                        );
                     }
                 }
             }
@@ -94,7 +103,11 @@ pub fn validate_pod(pod: &Pod) -> Vec<String> {
         .map(|c| ("initContainers", c))
         .chain(pod.spec.containers.iter().map(|c| ("containers", c)));
     for (i, (list, c)) in all.enumerate() {
-        let idx = if list == "containers" { i - pod.spec.init_containers.len() } else { i };
+        let idx = if list == "containers" {
+            i - pod.spec.init_containers.len()
+        } else {
+            i
+        };
         let field = format!("spec.{list}[{idx}]");
         if !names.insert(c.name.as_str()) {
             bad(format!("{field}.name"), format!("duplicate container name {:?}", c.name));
@@ -132,7 +145,10 @@ fn validate_container(c: &Container, volumes: &HashSet<&str>) -> Vec<(String, St
     }
     for (i, p) in c.ports.iter().enumerate() {
         if !(1..=65535).contains(&p.container_port) {
-            out.push((format!("ports[{i}].containerPort"), format!("{} is not in 1..65535", p.container_port)));
+            out.push((
+                format!("ports[{i}].containerPort"),
+                format!("{} is not in 1..65535", p.container_port),
+            ));
         }
         if let Some(proto) = &p.protocol {
             if !["TCP", "UDP", "SCTP"].contains(&proto.as_str()) {
@@ -159,16 +175,25 @@ fn validate_container(c: &Container, volumes: &HashSet<&str>) -> Vec<(String, St
     for res in ["cpu", "memory"] {
         if let (Some(r), Some(l)) = (parsed.get(&("requests", res)), parsed.get(&("limits", res))) {
             if r > l {
-                out.push((format!("resources.requests.{res}"), format!("must be less than or equal to the {res} limit")));
+                out.push((
+                    format!("resources.requests.{res}"),
+                    format!("must be less than or equal to the {res} limit"),
+                ));
             }
         }
     }
     for (i, m) in c.volume_mounts.iter().enumerate() {
         if !volumes.contains(m.name.as_str()) {
-            out.push((format!("volumeMounts[{i}].name"), format!("no volume named {:?} in spec.volumes", m.name)));
+            out.push((
+                format!("volumeMounts[{i}].name"),
+                format!("no volume named {:?} in spec.volumes", m.name),
+            ));
         }
         if !m.mount_path.starts_with('/') {
-            out.push((format!("volumeMounts[{i}].mountPath"), format!("{:?} must be absolute", m.mount_path)));
+            out.push((
+                format!("volumeMounts[{i}].mountPath"),
+                format!("{:?} must be absolute", m.mount_path),
+            ));
         }
         if m.mount_path.split('/').any(|p| p == "..") {
             out.push((format!("volumeMounts[{i}].mountPath"), "must not contain \"..\"".into()));
@@ -223,7 +248,9 @@ fn label_key(k: &str) -> Result<(), String> {
         dns_subdomain(p).map_err(|e| format!("key prefix {e}"))?;
     }
     if name.is_empty() || name.len() > 63 || !qualified(name) {
-        return Err(format!("{k:?} is not a valid key (at most 63 alphanumerics, '-', '_' or '.', alphanumeric at both ends)"));
+        return Err(format!(
+            "{k:?} is not a valid key (at most 63 alphanumerics, '-', '_' or '.', alphanumeric at both ends)"
+        ));
     }
     Ok(())
 }
@@ -233,7 +260,9 @@ fn label_value(v: &str) -> Result<(), String> {
         return Ok(());
     }
     if v.len() > 63 || !qualified(v) {
-        return Err(format!("value {v:?} is not valid (at most 63 alphanumerics, '-', '_' or '.', alphanumeric at both ends)"));
+        return Err(format!(
+            "value {v:?} is not valid (at most 63 alphanumerics, '-', '_' or '.', alphanumeric at both ends)"
+        ));
     }
     Ok(())
 }

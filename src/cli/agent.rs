@@ -40,7 +40,11 @@ impl AgentArgs {
 pub(super) fn init(a: AgentArgs) -> Result<i32> {
     let cfg = a.config();
     if daemon::init(&cfg)? {
-        println!("cluster created in {}; admin credentials: {}", cfg.data_dir.display(), cfg.data_dir.join("admin.conf").display());
+        println!(
+            "cluster created in {}; admin credentials: {}",
+            cfg.data_dir.display(),
+            cfg.data_dir.join("admin.conf").display()
+        );
     } else {
         println!("{} already holds a cluster", cfg.data_dir.display());
     }

@@ -16,7 +16,10 @@ pub(super) async fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     if !matches!(a.kind.as_str(), "pod" | "pods" | "po") {
         bail!("kind {:?} is not supported (use pod)", a.kind);
     }
-    let req = Request::DeletePod(PodRef { namespace: ctx.namespace.clone(), name: a.name });
+    let req = Request::DeletePod(PodRef {
+        namespace: ctx.namespace.clone(),
+        name: a.name,
+    });
     if let Reply::Deleted { object } = ctx.simple(&req).await? {
         println!("{object} deleted");
     }

@@ -19,7 +19,14 @@ pub(super) struct Args {
 }
 
 pub(super) async fn run(ctx: &Ctx, a: Args) -> Result<i32> {
-    let req = Request::Exec { pod: PodRef { namespace: ctx.namespace.clone(), name: a.pod }, container: a.container, command: a.command };
+    let req = Request::Exec {
+        pod: PodRef {
+            namespace: ctx.namespace.clone(),
+            name: a.pod,
+        },
+        container: a.container,
+        command: a.command,
+    };
     let (mut call, reply) = ctx.call(&req).await?;
     if let Reply::Error { message } = reply {
         bail!(message);

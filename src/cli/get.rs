@@ -43,14 +43,30 @@ pub(super) fn status_word(p: &PodView) -> String {
         match &c.state {
             ContainerState::Terminated { exit_code: 0, .. } => continue,
             ContainerState::Terminated { reason, .. } => return format!("Init:{reason}"),
-            ContainerState::Waiting { reason, .. } if reason != "PodInitializing" && reason != "ContainerCreating" => return format!("Init:{reason}"),
-            _ => return format!("Init:{}/{}", p.status.init_container_statuses.iter().filter(|c| matches!(c.state, ContainerState::Terminated { exit_code: 0, .. })).count(), p.status.init_container_statuses.len()),
+            ContainerState::Waiting { reason, .. } if reason != "PodInitializing" && reason != "ContainerCreating" => {
+                return format!("Init:{reason}")
+            }
+            _ => {
+                return format!(
+                    "Init:{}/{}",
+                    p.status
+                        .init_container_statuses
+                        .iter()
+                        .filter(|c| matches!(c.state, ContainerState::Terminated { exit_code: 0, .. }))
+                        .count(),
+                    p.status.init_container_statuses.len()
+                )
+            }
         }
     }
     let mut word = format!("{:?}", p.status.phase);
     for c in &p.status.container_statuses {
         match &c.state {
-            ContainerState::Waiting { reason, .. } if p.status.phase != crate::api::status::Phase::Pending || reason != "PodInitializing" => word = reason.clone(),
+            ContainerState::Waiting { reason, .. }
+                if p.status.phase != crate::api::status::Phase::Pending || reason != "PodInitializing" =>
+            {
+                word = reason.clone()
+            }
             ContainerState::Terminated { reason, .. } => word = reason.clone(),
             _ => {}
         }
@@ -59,15 +75,36 @@ pub(super) fn status_word(p: &PodView) -> String {
 }
 
 fn table(pods: &[PodView], wide: bool, all: bool) {
-    let ns = |p: &PodView| if all { format!("{:<16}", p.pod.metadata.namespace()) } else { String::new() };
+    let ns = |p: &PodView| {
+        if all {
+            format!("{:<16}", p.pod.metadata.namespace())
+        } else {
+            String::new()
+        }
+    };
     let nsh = if all { format!("{:<16}", "NAMESPACE") } else { String::new() };
     print!("{nsh}{:<32} {:<7} {:<20} {:<9} {:<6}", "NAME", "READY", "STATUS", "RESTARTS", "AGE");
-    println!("{}", if wide { format!(" {:<12} {}", "NODE", "PIDS") } else { String::new() });
+    println!(
+        "{}",
+        if wide {
+            format!(" {:<12} {}", "NODE", "PIDS")
+        } else {
+            String::new()
+        }
+    );
     for p in pods {
         let cs = &p.status.container_statuses;
         let ready = format!("{}/{}", cs.iter().filter(|c| c.ready).count(), p.pod.spec.containers.len());
         let restarts: u32 = cs.iter().map(|c| c.restart_count).sum();
-        print!("{}{:<32} {:<7} {:<20} {:<9} {:<6}", ns(p), p.pod.metadata.name, ready, status_word(p), restarts, age(p.created_at));
+        print!(
+            "{}{:<32} {:<7} {:<20} {:<9} {:<6}",
+            ns(p),
+            p.pod.metadata.name,
+            ready,
+            status_word(p),
+            restarts,
+            age(p.created_at)
+        );
         if wide {
             let pids: Vec<String> = cs.iter().filter_map(|c| c.pid.map(|pid| format!("{}={pid}", c.name))).collect();
             print!(" {:<12} {}", p.status.node_name, pids.join(","));
@@ -79,13 +116,34 @@ fn table(pods: &[PodView], wide: bool, all: bool) {
 pub(super) async fn get(ctx: &Ctx, a: GetArgs) -> Result<i32> {
     pod_kind(&a.kind)?;
     let req = match &a.name {
-        Some(n) => Request::GetPod(PodRef { namespace: ctx.namespace.clone(), name: n.clone() }),
-        None => Request::GetPods { namespace: (!a.all_namespaces).then(|| ctx.namespace.clone()) },
+        Some(n) => Request::GetPod(PodRef {
+            namespace: ctx.namespace.clone(),
+            name: n.clone(),
+        }),
+        None => Request::GetPods {
+            namespace: (!a.all_namespaces).then(|| ctx.namespace.clone()),
+        },
     };
-    let Reply::Pods { pods } = ctx.simple(&req).await? else { bail!("unexpected answer") };
+    let Reply::Pods { pods } = ctx.simple(&req).await? else {
+        bail!("unexpected answer")
+    };
     match a.output {
-        Some(Output::Json) => println!("{}", serde_json::to_string_pretty(&if a.name.is_some() { serde_json::to_value(&pods[0])? } else { serde_json::to_value(&pods)? })?),
-        Some(Output::Yaml) => print!("{}", if a.name.is_some() { serde_yaml_ng::to_string(&pods[0])? } else { serde_yaml_ng::to_string(&pods)? }),
+        Some(Output::Json) => println!(
+            "{}",
+            serde_json::to_string_pretty(&if a.name.is_some() {
+                serde_json::to_value(&pods[0])?
+            } else {
+                serde_json::to_value(&pods)?
+            })?
+        ),
+        Some(Output::Yaml) => print!(
+            "{}",
+            if a.name.is_some() {
+                serde_yaml_ng::to_string(&pods[0])?
+            } else {
+                serde_yaml_ng::to_string(&pods)?
+            }
+        ),
         Some(Output::Wide) => table(&pods, true, a.all_namespaces),
         None => table(&pods, false, a.all_namespaces),
     }
@@ -94,23 +152,43 @@ pub(super) async fn get(ctx: &Ctx, a: GetArgs) -> Result<i32> {
 
 fn state_line(s: &ContainerState) -> String {
     match s {
-        ContainerState::Waiting { reason, message } => format!("Waiting ({reason}{})", if message.is_empty() { String::new() } else { format!(": {message}") }),
+        ContainerState::Waiting { reason, message } => format!(
+            "Waiting ({reason}{})",
+            if message.is_empty() {
+                String::new()
+            } else {
+                format!(": {message}")
+            }
+        ),
         ContainerState::Running { started_at } => format!("Running since {} ago", age(*started_at)),
-        ContainerState::Terminated { exit_code, reason, finished_at, .. } => format!("Terminated ({reason}, exit code {exit_code}) {} ago", age(*finished_at)),
+        ContainerState::Terminated {
+            exit_code,
+            reason,
+            finished_at,
+            ..
+        } => format!("Terminated ({reason}, exit code {exit_code}) {} ago", age(*finished_at)),
     }
 }
 
 pub(super) async fn describe(ctx: &Ctx, a: DescribeArgs) -> Result<i32> {
     pod_kind(&a.kind)?;
-    let req = Request::GetPod(PodRef { namespace: ctx.namespace.clone(), name: a.name });
-    let Reply::Pods { pods } = ctx.simple(&req).await? else { bail!("unexpected answer") };
+    let req = Request::GetPod(PodRef {
+        namespace: ctx.namespace.clone(),
+        name: a.name,
+    });
+    let Reply::Pods { pods } = ctx.simple(&req).await? else {
+        bail!("unexpected answer")
+    };
     let p = &pods[0];
     let m = &p.pod.metadata;
     println!("Name:         {}", m.name);
     println!("Namespace:    {}", m.namespace());
     println!("UID:          {}", p.uid);
     println!("Node:         {}", p.status.node_name);
-    println!("Labels:       {}", m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "));
+    println!(
+        "Labels:       {}",
+        m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+    );
     println!("Status:       {} (phase {:?})", status_word(p), p.status.phase);
     println!("Age:          {}", age(p.created_at));
     println!("Restart:      {:?}", p.pod.spec.restart_policy);

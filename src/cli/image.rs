@@ -26,7 +26,12 @@ fn print(images: &[ImageInfo]) {
     println!("{:<50} {:<20} {:>10}", "IMAGE", "DIGEST", "SIZE");
     for i in images {
         let short = i.digest.trim_start_matches("sha256:").get(..12).unwrap_or("");
-        println!("{:<50} {:<20} {:>10}", i.reference, format!("sha256:{short}"), format!("{:.1}MB", i.size as f64 / 1e6));
+        println!(
+            "{:<50} {:<20} {:>10}",
+            i.reference,
+            format!("sha256:{short}"),
+            format!("{:.1}MB", i.size as f64 / 1e6)
+        );
     }
 }
 
@@ -45,7 +50,9 @@ pub(super) async fn run(ctx: &Ctx, c: Cmd) -> Result<i32> {
             }
         }
         Cmd::Import { file } => {
-            let mut f = tokio::fs::File::open(&file).await.with_context(|| format!("opening {}", file.display()))?;
+            let mut f = tokio::fs::File::open(&file)
+                .await
+                .with_context(|| format!("opening {}", file.display()))?;
             let size = f.metadata().await?.len();
             let (_, cfg) = ctx.credentials()?;
             let (_endpoint, conn) = crate::transport::quic::connect(&cfg, ctx.server).await?;

@@ -70,7 +70,11 @@ impl Cli {
             agent::shim(cmd);
         }
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        let ctx = Ctx { config: self.config, server: self.server, namespace: self.namespace };
+        let ctx = Ctx {
+            config: self.config,
+            server: self.server,
+            namespace: self.namespace,
+        };
         rt.block_on(async move {
             match self.command {
                 Command::Up(a) => agent::up(a).await,
@@ -129,7 +133,15 @@ impl Ctx {
             Ok(None) => bail!("the server closed the stream without answering"),
             Err(e) => return Err(anyhow!(e)).context("the server refused or dropped the connection"),
         };
-        Ok((Call { _endpoint: endpoint, conn, _send: send, recv }, reply))
+        Ok((
+            Call {
+                _endpoint: endpoint,
+                conn,
+                _send: send,
+                recv,
+            },
+            reply,
+        ))
     }
 
     /// A request whose reply is all there is; server errors become errors.

@@ -96,7 +96,11 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
         Request::GetPods { namespace } => {
             let r = match deps.store.list_pods() {
                 Ok(pods) => Reply::Pods {
-                    pods: pods.into_iter().filter(|p| namespace.as_deref().is_none_or(|n| p.key().0 == n)).map(view).collect(),
+                    pods: pods
+                        .into_iter()
+                        .filter(|p| namespace.as_deref().is_none_or(|n| p.key().0 == n))
+                        .map(view)
+                        .collect(),
                 },
                 Err(e) => error(e.to_string()),
             };
@@ -114,7 +118,9 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
             let key = (p.namespace.clone(), p.name.clone());
             let r = match deps.node.send(NodeCmd::Delete { key, reply: tx }).await {
                 Ok(()) => match rx.await {
-                    Ok(Ok(())) => Reply::Deleted { object: format!("pod/{}", p.name) },
+                    Ok(Ok(())) => Reply::Deleted {
+                        object: format!("pod/{}", p.name),
+                    },
                     Ok(Err(e)) => error(e),
                     Err(_) => error("node loop stopped"),
                 },
@@ -139,7 +145,14 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
             let pods = deps.store.list_pods().unwrap_or_default();
             let in_use = |r: &str| {
                 pods.iter()
-                    .find(|p| p.pod.spec.init_containers.iter().chain(&p.pod.spec.containers).any(|c| normal(&c.image) == r))
+                    .find(|p| {
+                        p.pod
+                            .spec
+                            .init_containers
+                            .iter()
+                            .chain(&p.pod.spec.containers)
+                            .any(|c| normal(&c.image) == r)
+                    })
                     .map(|p| format!("{}/{}", p.key().0, p.key().1))
             };
             let r = match deps.runtime.images().remove(&reference, in_use) {
@@ -155,11 +168,18 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
 }
 
 fn normal(image: &str) -> String {
-    crate::runtime::image::ImageRef::parse(image).map(|r| r.to_string()).unwrap_or_default()
+    crate::runtime::image::ImageRef::parse(image)
+        .map(|r| r.to_string())
+        .unwrap_or_default()
 }
 
 fn view(rec: PodRecord) -> PodView {
-    PodView { pod: rec.pod, uid: rec.uid, created_at: rec.created_at, status: rec.status }
+    PodView {
+        pod: rec.pod,
+        uid: rec.uid,
+        created_at: rec.created_at,
+        status: rec.status,
+    }
 }
 
 fn find(deps: &ApiDeps, p: &PodRef) -> Result<PodRecord, String> {
@@ -172,9 +192,11 @@ fn find(deps: &ApiDeps, p: &PodRef) -> Result<PodRecord, String> {
 fn pick(rec: &PodRecord, container: Option<String>) -> Result<Container, String> {
     let all: Vec<&Container> = rec.pod.spec.init_containers.iter().chain(&rec.pod.spec.containers).collect();
     match container {
-        Some(name) => all.into_iter().find(|c| c.name == name).cloned().ok_or_else(|| {
-            format!("container {name:?} is not in pod {:?}", rec.pod.metadata.name)
-        }),
+        Some(name) => all
+            .into_iter()
+            .find(|c| c.name == name)
+            .cloned()
+            .ok_or_else(|| format!("container {name:?} is not in pod {:?}", rec.pod.metadata.name)),
         None => Ok(rec.pod.spec.containers[0].clone()),
     }
 }
@@ -187,14 +209,26 @@ async fn apply(deps: &ApiDeps, manifest: &str) -> Reply {
     let mut objects = Vec::new();
     for pod in pods {
         let (tx, rx) = oneshot::channel();
-        if deps.node.send(NodeCmd::Apply { pod: Box::new(pod), reply: tx }).await.is_err() {
+        if deps
+            .node
+            .send(NodeCmd::Apply {
+                pod: Box::new(pod),
+                reply: tx,
+            })
+            .await
+            .is_err()
+        {
             return error("node loop stopped");
         }
         match rx.await {
             Ok(Ok(a)) => objects.push(a),
             Ok(Err(e)) => {
                 let done: Vec<String> = objects.iter().map(|a| format!("{} {}", a.object, a.action)).collect();
-                let prefix = if done.is_empty() { String::new() } else { format!("(applied before the error: {}) ", done.join(", ")) };
+                let prefix = if done.is_empty() {
+                    String::new()
+                } else {
+                    format!("(applied before the error: {}) ", done.join(", "))
+                };
                 return error(format!("{prefix}{e}"));
             }
             Err(_) => return error("node loop stopped"),
@@ -242,13 +276,24 @@ async fn logs(deps: &ApiDeps, send: &mut quinn::SendStream, p: &PodRef, containe
     }
 }
 
-async fn exec(deps: &ApiDeps, send: &mut quinn::SendStream, p: &PodRef, container: Option<String>, command: Vec<String>) -> Result<(), FrameError> {
+async fn exec(
+    deps: &ApiDeps,
+    send: &mut quinn::SendStream,
+    p: &PodRef,
+    container: Option<String>,
+    command: Vec<String>,
+) -> Result<(), FrameError> {
     let found = find(deps, p).and_then(|rec| pick(&rec, container).map(|c| (rec, c)));
     let (rec, c) = match found {
         Ok(x) => x,
         Err(e) => return reply(send, &error(e)).await,
     };
-    let running = rec.status.container_statuses.iter().chain(&rec.status.init_container_statuses).any(|s| s.name == c.name && s.ready);
+    let running = rec
+        .status
+        .container_statuses
+        .iter()
+        .chain(&rec.status.init_container_statuses)
+        .any(|s| s.name == c.name && s.ready);
     if !running {
         return reply(send, &error(format!("container {:?} of pod {:?} is not running", c.name, p.name))).await;
     }

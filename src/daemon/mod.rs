@@ -51,7 +51,11 @@ impl Config {
 
 /// The machine's hostname, lowercased.
 pub fn hostname() -> String {
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "node".into()).to_lowercase()
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "node".into())
+        .to_lowercase()
 }
 
 /// Starting the agent failed.
@@ -99,8 +103,18 @@ pub fn init(cfg: &Config) -> Result<bool, DaemonError> {
     let node = ca.issue_node(&cfg.node_name, &ips)?;
     pki::save_identity(&pki_dir, "node", &node)?;
     let admin = ca.issue_client("admin")?;
-    let server = if cfg.listen.ip().is_unspecified() { SocketAddr::new(IpAddr::from([127, 0, 0, 1]), cfg.listen.port()) } else { cfg.listen };
-    ClientConfig { server, ca: ca.cert_pem().to_string(), cert: admin.cert, key: admin.key }.save(&paths.admin_conf())?;
+    let server = if cfg.listen.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), cfg.listen.port())
+    } else {
+        cfg.listen
+    };
+    ClientConfig {
+        server,
+        ca: ca.cert_pem().to_string(),
+        cert: admin.cert,
+        key: admin.key,
+    }
+    .save(&paths.admin_conf())?;
     // The CA last: its presence marks a complete init.
     ca.save(&pki_dir)?;
     Ok(true)
@@ -120,17 +134,37 @@ pub async fn run(cfg: Config, shutdown: Shutdown) -> Result<(), DaemonError> {
     let paths = NodePaths::new(&cfg.data_dir);
     let store = Arc::new(Store::open(&paths.db())?);
     let images = Arc::new(ImageStore::open(&paths.images(), store.clone())?);
-    let exe = std::fs::read_link("/proc/self/exe").map_err(|source| DaemonError::Io { path: "/proc/self/exe".into(), source })?;
+    let exe = std::fs::read_link("/proc/self/exe").map_err(|source| DaemonError::Io {
+        path: "/proc/self/exe".into(),
+        source,
+    })?;
     let runtime = Arc::new(Runtime::new(paths.clone(), images, exe));
-    let ca = std::fs::read_to_string(paths.pki().join("ca.crt")).map_err(|source| DaemonError::Io { path: paths.pki().join("ca.crt"), source })?;
+    let ca = std::fs::read_to_string(paths.pki().join("ca.crt")).map_err(|source| DaemonError::Io {
+        path: paths.pki().join("ca.crt"),
+        source,
+    })?;
     let id = pki::load_identity(&paths.pki(), "node")?;
     let endpoint = quic::server(cfg.listen, &ca, &id)?;
 
     let (node_tx, node_rx) = mpsc::channel(64); // api -> node loop
-    let node = Node::new(NodeConfig { node_name: cfg.node_name.clone(), backoff_base_ms: cfg.backoff_base_ms, backoff_max_ms: cfg.backoff_max_ms });
+    let node = Node::new(NodeConfig {
+        node_name: cfg.node_name.clone(),
+        backoff_base_ms: cfg.backoff_base_ms,
+        backoff_max_ms: cfg.backoff_max_ms,
+    });
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(driver::run(driver::NodeDeps { node, runtime: runtime.clone(), store: store.clone(), cmds: node_rx, shutdown: shutdown.clone() }));
-    let api = api::ApiDeps { store, runtime, node: node_tx };
+    tasks.spawn(driver::run(driver::NodeDeps {
+        node,
+        runtime: runtime.clone(),
+        store: store.clone(),
+        cmds: node_rx,
+        shutdown: shutdown.clone(),
+    }));
+    let api = api::ApiDeps {
+        store,
+        runtime,
+        node: node_tx,
+    };
     info!(listen = %endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(), node = %cfg.node_name, data = %paths.data.display(), "shoal agent serving");
     tasks.spawn(api::serve(endpoint, api, shutdown.clone()));
     tasks.spawn(systemd::watchdog(shutdown.clone()));

@@ -79,7 +79,11 @@ impl Slot {
             name: name.into(),
             image: image.into(),
             init,
-            status: Status::Waiting { reason: reason.into(), message: String::new(), not_before: now },
+            status: Status::Waiting {
+                reason: reason.into(),
+                message: String::new(),
+                not_before: now,
+            },
             last: None,
             restart_count: 0,
             crashes: 0,
@@ -109,14 +113,27 @@ impl Slot {
     pub fn view(&self) -> ContainerStatus {
         let (state, last, pid) = match &self.status {
             Status::Waiting { reason, message, .. } => (
-                ContainerState::Waiting { reason: reason.clone(), message: message.clone() },
+                ContainerState::Waiting {
+                    reason: reason.clone(),
+                    message: message.clone(),
+                },
                 self.last.clone(),
                 None,
             ),
-            Status::Starting => (ContainerState::Waiting { reason: "ContainerCreating".into(), message: String::new() }, self.last.clone(), None),
+            Status::Starting => (
+                ContainerState::Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: String::new(),
+                },
+                self.last.clone(),
+                None,
+            ),
             Status::Running { pid, started_at, .. } => (ContainerState::Running { started_at: *started_at }, self.last.clone(), Some(*pid)),
             Status::Done => (
-                self.last.clone().unwrap_or(ContainerState::Waiting { reason: "Unknown".into(), message: String::new() }),
+                self.last.clone().unwrap_or(ContainerState::Waiting {
+                    reason: "Unknown".into(),
+                    message: String::new(),
+                }),
                 None,
                 None,
             ),

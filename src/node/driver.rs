@@ -70,9 +70,21 @@ struct Driver {
 
 /// Runs the node loop until shutdown. Containers keep running afterwards.
 pub async fn run(deps: NodeDeps) {
-    let NodeDeps { node, runtime, store, mut cmds, mut shutdown } = deps;
+    let NodeDeps {
+        node,
+        runtime,
+        store,
+        mut cmds,
+        mut shutdown,
+    } = deps;
     let (events_tx, mut events) = mpsc::channel(256);
-    let mut d = Driver { node, runtime, store, handles: HashMap::new(), events: events_tx };
+    let mut d = Driver {
+        node,
+        runtime,
+        store,
+        handles: HashMap::new(),
+        events: events_tx,
+    };
     d.restore().await;
     loop {
         let wake = d.node.next_wake();
@@ -137,21 +149,38 @@ impl Driver {
         let existing = self.store.get_pod(&key.0, &key.1).map_err(|e| e.to_string())?;
         if let Some(mut rec) = existing {
             if rec.pod.spec != pod.spec {
-                return Err(format!("{object}: a pod's spec cannot change once created (as in Kubernetes); delete it and apply again"));
+                return Err(format!(
+                    "{object}: a pod's spec cannot change once created (as in Kubernetes); delete it and apply again"
+                ));
             }
             if rec.pod == *pod {
-                return Ok(Applied { object, action: "unchanged".into() });
+                return Ok(Applied {
+                    object,
+                    action: "unchanged".into(),
+                });
             }
             rec.pod = *pod;
             self.store.put_pod(&rec).map_err(|e| e.to_string())?;
-            return Ok(Applied { object, action: "configured".into() });
+            return Ok(Applied {
+                object,
+                action: "configured".into(),
+            });
         }
         let uid = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
-        let rec = PodRecord { pod: (*pod).clone(), uid: uid.clone(), created_at: now_ms(), status: Default::default(), runtime: Vec::new() };
+        let rec = PodRecord {
+            pod: (*pod).clone(),
+            uid: uid.clone(),
+            created_at: now_ms(),
+            status: Default::default(),
+            runtime: Vec::new(),
+        };
         // Durable before acknowledged.
         self.store.put_pod(&rec).map_err(|e| e.to_string())?;
         self.feed(Input::Apply { pod, uid });
-        Ok(Applied { object, action: "created".into() })
+        Ok(Applied {
+            object,
+            action: "created".into(),
+        })
     }
 
     fn effect(&mut self, e: Effect) {
@@ -184,7 +213,9 @@ impl Driver {
             }
             Effect::Persist(key) => {
                 let Some(status) = self.node.status(&key) else { return };
-                let Ok(Some(mut rec)) = self.store.get_pod(&key.0, &key.1) else { return };
+                let Ok(Some(mut rec)) = self.store.get_pod(&key.0, &key.1) else {
+                    return;
+                };
                 rec.status = status;
                 rec.runtime = self.handles.get(&key).cloned().unwrap_or_default();
                 if let Err(e) = self.store.put_pod(&rec) {
@@ -196,7 +227,10 @@ impl Driver {
 
     /// Loads the pods of the store and finds their containers again.
     async fn restore(&mut self) {
-        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default().trim().to_string();
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         let rebooted = self.store.meta("boot_id").ok().flatten().is_some_and(|b| b != boot);
         let _ = self.store.set_meta("boot_id", &boot);
         let pods = match self.store.list_pods() {
@@ -222,8 +256,15 @@ impl Driver {
                     _ => {
                         let bundle = self.runtime.paths().bundle(&rec.uid, &name);
                         let input = match shim::read_exit(&bundle) {
-                            Some(exit) if !rebooted => Input::Exited { key: key.clone(), container: name, exit },
-                            _ => Input::Lost { key: key.clone(), container: name },
+                            Some(exit) if !rebooted => Input::Exited {
+                                key: key.clone(),
+                                container: name,
+                                exit,
+                            },
+                            _ => Input::Lost {
+                                key: key.clone(),
+                                container: name,
+                            },
                         };
                         self.feed(input);
                     }
@@ -246,7 +287,16 @@ async fn start_container(
     pod: Pod,
     name: String,
 ) {
-    let Some(c) = pod.spec.init_containers.iter().chain(&pod.spec.containers).find(|c| c.name == name).cloned() else { return };
+    let Some(c) = pod
+        .spec
+        .init_containers
+        .iter()
+        .chain(&pod.spec.containers)
+        .find(|c| c.name == name)
+        .cloned()
+    else {
+        return;
+    };
     let result = async {
         rt.create_sandbox(&uid, &pod).await?;
         rt.create_bundle(&uid, &pod, &c)?;
@@ -258,7 +308,14 @@ async fn start_container(
             let bundle = rt.paths().bundle(&uid, &name);
             let shim_pid = started.handle.shim_pid;
             let _ = events
-                .send((Input::Started { key: key.clone(), container: name.clone(), pid: started.pid }, Some(started.handle)))
+                .send((
+                    Input::Started {
+                        key: key.clone(),
+                        container: name.clone(),
+                        pid: started.pid,
+                    },
+                    Some(started.handle),
+                ))
                 .await;
             watch_exit(events, key, name, bundle, Some(started.child), shim_pid);
         }
@@ -269,7 +326,17 @@ async fn start_container(
                 _ => "CreateContainerError",
             };
             warn!(pod = ?key, container = %name, error = %e, "container did not start");
-            let _ = events.send((Input::StartFailed { key, container: name, reason: reason.into(), message: e.to_string() }, None)).await;
+            let _ = events
+                .send((
+                    Input::StartFailed {
+                        key,
+                        container: name,
+                        reason: reason.into(),
+                        message: e.to_string(),
+                    },
+                    None,
+                ))
+                .await;
         }
     }
 }
@@ -291,7 +358,11 @@ fn watch_exit(
             None => proc::exited(shim_pid).await,
         }
         let input = match shim::read_exit(&bundle) {
-            Some(exit) => Input::Exited { key, container: name, exit },
+            Some(exit) => Input::Exited {
+                key,
+                container: name,
+                exit,
+            },
             None => Input::Lost { key, container: name },
         };
         let _ = events.send((input, None)).await;

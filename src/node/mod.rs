@@ -127,7 +127,10 @@ pub struct Node {
 impl Node {
     /// An empty node.
     pub fn new(cfg: NodeConfig) -> Node {
-        Node { cfg, pods: BTreeMap::new() }
+        Node {
+            cfg,
+            pods: BTreeMap::new(),
+        }
     }
 
     /// Restores a pod from the store after an agent restart. Containers that
@@ -139,17 +142,27 @@ impl Node {
         state.start_time = status.start_time;
         let saved = status.init_container_statuses.iter().chain(&status.container_statuses);
         for s in saved {
-            let Some(slot) = state.slots.iter_mut().find(|x| x.name == s.name) else { continue };
+            let Some(slot) = state.slots.iter_mut().find(|x| x.name == s.name) else {
+                continue;
+            };
             slot.restart_count = s.restart_count;
             slot.last = s.last_state.clone();
             slot.started_once = s.restart_count > 0 || !matches!(s.state, ContainerState::Waiting { .. });
             slot.status = match (&s.state, s.pid) {
-                (ContainerState::Running { started_at }, Some(pid)) => Status::Running { pid, started_at: *started_at, term_sent: false },
+                (ContainerState::Running { started_at }, Some(pid)) => Status::Running {
+                    pid,
+                    started_at: *started_at,
+                    term_sent: false,
+                },
                 (ContainerState::Terminated { .. }, _) => {
                     slot.last = Some(s.state.clone());
                     Status::Done
                 }
-                _ => Status::Waiting { reason: "ContainerCreating".into(), message: String::new(), not_before: now },
+                _ => Status::Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: String::new(),
+                    not_before: now,
+                },
             };
         }
         self.pods.insert(key, state);
@@ -198,7 +211,11 @@ impl Node {
             }
             Input::Started { key, container, pid } => {
                 if let Some(s) = self.slot(&key, &container) {
-                    s.status = Status::Running { pid, started_at: now, term_sent: false };
+                    s.status = Status::Running {
+                        pid,
+                        started_at: now,
+                        term_sent: false,
+                    };
                     s.started_once = true;
                 }
                 if let Some(p) = self.pods.get_mut(&key) {
@@ -207,7 +224,12 @@ impl Node {
                 fx.push(Effect::Persist(key.clone()));
                 Some(key)
             }
-            Input::StartFailed { key, container, reason, message } => {
+            Input::StartFailed {
+                key,
+                container,
+                reason,
+                message,
+            } => {
                 let (base, max) = (self.cfg.backoff_base_ms, self.cfg.backoff_max_ms);
                 let deleting = self.pods.get(&key).map(|p| p.deleting.is_some()).unwrap_or(true);
                 if let Some(s) = self.slot(&key, &container) {
@@ -215,7 +237,11 @@ impl Node {
                     s.status = if deleting {
                         Status::Done
                     } else {
-                        Status::Waiting { reason, message, not_before: now + backoff(base, max, s.crashes) }
+                        Status::Waiting {
+                            reason,
+                            message,
+                            not_before: now + backoff(base, max, s.crashes),
+                        }
                     };
                 }
                 fx.push(Effect::Persist(key.clone()));
@@ -254,7 +280,9 @@ impl Node {
         let Some(p) = self.pods.get_mut(key) else { return };
         let policy = p.pod.spec.restart_policy;
         let deleting = p.deleting.is_some();
-        let Some(s) = p.slots.iter_mut().find(|s| s.name == name) else { return };
+        let Some(s) = p.slots.iter_mut().find(|s| s.name == name) else {
+            return;
+        };
         let Some(exit) = exit else {
             // Lost with the host: start again at once, as after a reboot.
             s.last = Some(ContainerState::Terminated {
@@ -264,7 +292,15 @@ impl Node {
                 started_at: 0,
                 finished_at: now,
             });
-            s.status = if deleting { Status::Done } else { Status::Waiting { reason: "ContainerCreating".into(), message: String::new(), not_before: now } };
+            s.status = if deleting {
+                Status::Done
+            } else {
+                Status::Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: String::new(),
+                    not_before: now,
+                }
+            };
             return;
         };
         let ran = exit.finished_at.saturating_sub(exit.started_at);
@@ -295,16 +331,26 @@ impl Node {
             for s in &mut p.slots {
                 if let Status::Running { pid, term_sent, .. } = &mut s.status {
                     if kill_now {
-                        fx.push(Effect::Kill { pid: *pid, signal: libc::SIGKILL });
+                        fx.push(Effect::Kill {
+                            pid: *pid,
+                            signal: libc::SIGKILL,
+                        });
                     } else if !*term_sent {
                         *term_sent = true;
-                        fx.push(Effect::Kill { pid: *pid, signal: libc::SIGTERM });
+                        fx.push(Effect::Kill {
+                            pid: *pid,
+                            signal: libc::SIGTERM,
+                        });
                     }
                 }
             }
             if !p.slots.iter().any(|s| s.status.is_live()) {
                 let p = self.pods.remove(key).expect("present");
-                fx.push(Effect::Teardown { key: key.clone(), uid: p.uid, containers: p.slots.into_iter().map(|s| s.name).collect() });
+                fx.push(Effect::Teardown {
+                    key: key.clone(),
+                    uid: p.uid,
+                    containers: p.slots.into_iter().map(|s| s.name).collect(),
+                });
             }
             return;
         }
@@ -317,7 +363,11 @@ impl Node {
             }
             if s.status.can_start(now) {
                 s.status = Status::Starting;
-                fx.push(Effect::Start { key: key.clone(), uid: p.uid.clone(), container: s.name.clone() });
+                fx.push(Effect::Start {
+                    key: key.clone(),
+                    uid: p.uid.clone(),
+                    container: s.name.clone(),
+                });
             }
             blocked = true;
             break;
@@ -331,7 +381,11 @@ impl Node {
                     s.restart_count += 1;
                 }
                 s.status = Status::Starting;
-                fx.push(Effect::Start { key: key.clone(), uid: p.uid.clone(), container: s.name.clone() });
+                fx.push(Effect::Start {
+                    key: key.clone(),
+                    uid: p.uid.clone(),
+                    container: s.name.clone(),
+                });
             }
         }
     }
@@ -371,7 +425,11 @@ fn key_of(pod: &Pod) -> PodKey {
 }
 
 fn new_state(pod: Pod, uid: String, now: u64) -> PodState {
-    let image = |i: &str| crate::runtime::image::ImageRef::parse(i).map(|r| r.to_string()).unwrap_or_else(|_| i.to_string());
+    let image = |i: &str| {
+        crate::runtime::image::ImageRef::parse(i)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| i.to_string())
+    };
     let slots = pod
         .spec
         .init_containers
@@ -379,7 +437,13 @@ fn new_state(pod: Pod, uid: String, now: u64) -> PodState {
         .map(|c| Slot::new(&c.name, &image(&c.image), true, now))
         .chain(pod.spec.containers.iter().map(|c| Slot::new(&c.name, &image(&c.image), false, now)))
         .collect();
-    PodState { pod, uid, slots, start_time: None, deleting: None }
+    PodState {
+        pod,
+        uid,
+        slots,
+        start_time: None,
+        deleting: None,
+    }
 }
 
 fn exit_code(s: &Slot) -> Option<i32> {
@@ -390,14 +454,21 @@ fn exit_code(s: &Slot) -> Option<i32> {
 }
 
 fn phase(p: &PodState) -> Phase {
-    let init_failed = p.slots.iter().any(|s| s.init && s.status == Status::Done && exit_code(s) != Some(0));
+    let init_failed = p
+        .slots
+        .iter()
+        .any(|s| s.init && s.status == Status::Done && exit_code(s) != Some(0));
     if init_failed {
         return Phase::Failed;
     }
     let apps: Vec<&Slot> = p.slots.iter().filter(|s| !s.init).collect();
     let codes: Vec<Option<i32>> = apps.iter().map(|s| exit_code(s)).collect();
     if codes.iter().all(|c| c.is_some()) && apps.iter().all(|s| s.started_once) {
-        return if codes.iter().all(|c| *c == Some(0)) { Phase::Succeeded } else { Phase::Failed };
+        return if codes.iter().all(|c| *c == Some(0)) {
+            Phase::Succeeded
+        } else {
+            Phase::Failed
+        };
     }
     if apps.iter().all(|s| s.started_once) {
         return Phase::Running;

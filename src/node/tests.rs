@@ -3,7 +3,11 @@
 use super::*;
 
 fn node() -> Node {
-    Node::new(NodeConfig { node_name: "n1".into(), backoff_base_ms: 10_000, backoff_max_ms: 300_000 })
+    Node::new(NodeConfig {
+        node_name: "n1".into(),
+        backoff_base_ms: 10_000,
+        backoff_max_ms: 300_000,
+    })
 }
 
 fn pod(yaml_spec: &str) -> Box<Pod> {
@@ -25,35 +29,90 @@ fn starts(fx: &[Effect]) -> Vec<String> {
 }
 
 fn exit(code: i32, started: u64, finished: u64) -> ExitInfo {
-    ExitInfo { exit_code: code, signal: None, oom_killed: false, started_at: started, finished_at: finished }
+    ExitInfo {
+        exit_code: code,
+        signal: None,
+        oom_killed: false,
+        started_at: started,
+        finished_at: finished,
+    }
 }
 
 fn exited(n: &mut Node, c: &str, code: i32, now: u64) -> Vec<Effect> {
-    n.handle(Input::Exited { key: key(), container: c.into(), exit: exit(code, now.saturating_sub(1), now) }, now)
+    n.handle(
+        Input::Exited {
+            key: key(),
+            container: c.into(),
+            exit: exit(code, now.saturating_sub(1), now),
+        },
+        now,
+    )
 }
 
 #[test]
 fn init_containers_run_in_order_before_the_app() {
     let mut n = node();
-    let fx = n.handle(Input::Apply { pod: pod("{initContainers: [{name: i1, image: busybox}, {name: i2, image: busybox}], containers: [{name: app, image: busybox}]}"), uid: "u".into() }, 0);
+    let fx = n.handle(
+        Input::Apply {
+            pod: pod(
+                "{initContainers: [{name: i1, image: busybox}, {name: i2, image: busybox}], containers: [{name: app, image: busybox}]}",
+            ),
+            uid: "u".into(),
+        },
+        0,
+    );
     assert_eq!(starts(&fx), ["i1"]);
-    n.handle(Input::Started { key: key(), container: "i1".into(), pid: 10 }, 1);
+    n.handle(
+        Input::Started {
+            key: key(),
+            container: "i1".into(),
+            pid: 10,
+        },
+        1,
+    );
     assert_eq!(starts(&exited(&mut n, "i1", 0, 2)), ["i2"]);
-    n.handle(Input::Started { key: key(), container: "i2".into(), pid: 11 }, 3);
+    n.handle(
+        Input::Started {
+            key: key(),
+            container: "i2".into(),
+            pid: 11,
+        },
+        3,
+    );
     assert_eq!(starts(&exited(&mut n, "i2", 0, 4)), ["app"]);
     assert_eq!(n.status(&key()).unwrap().phase, Phase::Pending);
-    n.handle(Input::Started { key: key(), container: "app".into(), pid: 12 }, 5);
+    n.handle(
+        Input::Started {
+            key: key(),
+            container: "app".into(),
+            pid: 12,
+        },
+        5,
+    );
     assert_eq!(n.status(&key()).unwrap().phase, Phase::Running);
 }
 
 #[test]
 fn crashing_container_restarts_with_doubling_back_off() {
     let mut n = node();
-    n.handle(Input::Apply { pod: pod("{containers: [{name: c, image: busybox}]}"), uid: "u".into() }, 0);
+    n.handle(
+        Input::Apply {
+            pod: pod("{containers: [{name: c, image: busybox}]}"),
+            uid: "u".into(),
+        },
+        0,
+    );
     let mut now = 0;
     let mut delays = Vec::new();
     for round in 0..5 {
-        n.handle(Input::Started { key: key(), container: "c".into(), pid: 100 + round }, now);
+        n.handle(
+            Input::Started {
+                key: key(),
+                container: "c".into(),
+                pid: 100 + round,
+            },
+            now,
+        );
         now += 1000;
         let fx = exited(&mut n, "c", 1, now);
         assert!(starts(&fx).is_empty(), "restarted without waiting");
@@ -72,8 +131,21 @@ fn crashing_container_restarts_with_doubling_back_off() {
 #[test]
 fn on_failure_pod_that_exits_zero_succeeds() {
     let mut n = node();
-    n.handle(Input::Apply { pod: pod("{restartPolicy: OnFailure, containers: [{name: c, image: busybox}]}"), uid: "u".into() }, 0);
-    n.handle(Input::Started { key: key(), container: "c".into(), pid: 5 }, 1);
+    n.handle(
+        Input::Apply {
+            pod: pod("{restartPolicy: OnFailure, containers: [{name: c, image: busybox}]}"),
+            uid: "u".into(),
+        },
+        0,
+    );
+    n.handle(
+        Input::Started {
+            key: key(),
+            container: "c".into(),
+            pid: 5,
+        },
+        1,
+    );
     let fx = exited(&mut n, "c", 0, 2);
     assert!(starts(&fx).is_empty());
     let st = n.status(&key()).unwrap();
@@ -84,8 +156,21 @@ fn on_failure_pod_that_exits_zero_succeeds() {
 #[test]
 fn never_policy_failure_fails_the_pod() {
     let mut n = node();
-    n.handle(Input::Apply { pod: pod("{restartPolicy: Never, containers: [{name: c, image: busybox}]}"), uid: "u".into() }, 0);
-    n.handle(Input::Started { key: key(), container: "c".into(), pid: 5 }, 1);
+    n.handle(
+        Input::Apply {
+            pod: pod("{restartPolicy: Never, containers: [{name: c, image: busybox}]}"),
+            uid: "u".into(),
+        },
+        0,
+    );
+    n.handle(
+        Input::Started {
+            key: key(),
+            container: "c".into(),
+            pid: 5,
+        },
+        1,
+    );
     exited(&mut n, "c", 3, 2);
     assert_eq!(n.status(&key()).unwrap().phase, Phase::Failed);
     assert_eq!(n.next_wake(), None);
@@ -94,22 +179,67 @@ fn never_policy_failure_fails_the_pod() {
 #[test]
 fn oom_kill_is_reported_as_oomkilled() {
     let mut n = node();
-    n.handle(Input::Apply { pod: pod("{restartPolicy: Never, containers: [{name: c, image: busybox}]}"), uid: "u".into() }, 0);
-    n.handle(Input::Started { key: key(), container: "c".into(), pid: 5 }, 1);
-    let e = ExitInfo { exit_code: 137, signal: Some(9), oom_killed: true, started_at: 1, finished_at: 2 };
-    n.handle(Input::Exited { key: key(), container: "c".into(), exit: e }, 2);
+    n.handle(
+        Input::Apply {
+            pod: pod("{restartPolicy: Never, containers: [{name: c, image: busybox}]}"),
+            uid: "u".into(),
+        },
+        0,
+    );
+    n.handle(
+        Input::Started {
+            key: key(),
+            container: "c".into(),
+            pid: 5,
+        },
+        1,
+    );
+    let e = ExitInfo {
+        exit_code: 137,
+        signal: Some(9),
+        oom_killed: true,
+        started_at: 1,
+        finished_at: 2,
+    };
+    n.handle(
+        Input::Exited {
+            key: key(),
+            container: "c".into(),
+            exit: e,
+        },
+        2,
+    );
     assert_eq!(n.status(&key()).unwrap().container_statuses[0].state.word(), "OOMKilled");
 }
 
 #[test]
 fn delete_sends_term_then_kill_after_grace_then_tears_down() {
     let mut n = node();
-    n.handle(Input::Apply { pod: pod("{terminationGracePeriodSeconds: 5, containers: [{name: c, image: busybox}]}"), uid: "u".into() }, 0);
-    n.handle(Input::Started { key: key(), container: "c".into(), pid: 42 }, 1);
+    n.handle(
+        Input::Apply {
+            pod: pod("{terminationGracePeriodSeconds: 5, containers: [{name: c, image: busybox}]}"),
+            uid: "u".into(),
+        },
+        0,
+    );
+    n.handle(
+        Input::Started {
+            key: key(),
+            container: "c".into(),
+            pid: 42,
+        },
+        1,
+    );
     let fx = n.handle(Input::Delete(key()), 1000);
-    assert!(fx.contains(&Effect::Kill { pid: 42, signal: libc::SIGTERM }));
+    assert!(fx.contains(&Effect::Kill {
+        pid: 42,
+        signal: libc::SIGTERM
+    }));
     assert!(!n.handle(Input::Tick, 5999).iter().any(|e| matches!(e, Effect::Kill { .. })));
-    assert!(n.handle(Input::Tick, 6000).contains(&Effect::Kill { pid: 42, signal: libc::SIGKILL }));
+    assert!(n.handle(Input::Tick, 6000).contains(&Effect::Kill {
+        pid: 42,
+        signal: libc::SIGKILL
+    }));
     let fx = exited(&mut n, "c", 137, 6001);
     assert!(fx.iter().any(|e| matches!(e, Effect::Teardown { .. })));
     assert!(starts(&fx).is_empty());
@@ -119,13 +249,32 @@ fn delete_sends_term_then_kill_after_grace_then_tears_down() {
 #[test]
 fn lost_container_after_reboot_starts_again_at_once() {
     let mut n = node();
-    n.handle(Input::Apply { pod: pod("{containers: [{name: c, image: busybox}]}"), uid: "u".into() }, 0);
-    n.handle(Input::Started { key: key(), container: "c".into(), pid: 42 }, 1);
+    n.handle(
+        Input::Apply {
+            pod: pod("{containers: [{name: c, image: busybox}]}"),
+            uid: "u".into(),
+        },
+        0,
+    );
+    n.handle(
+        Input::Started {
+            key: key(),
+            container: "c".into(),
+            pid: 42,
+        },
+        1,
+    );
     let saved = n.status(&key()).unwrap();
     let mut after = node();
     after.restore(*pod("{containers: [{name: c, image: busybox}]}"), "u".into(), &saved, 50_000);
     assert_eq!(after.pids(&key()), vec![("c".to_string(), 42)]);
-    let fx = after.handle(Input::Lost { key: key(), container: "c".into() }, 50_000);
+    let fx = after.handle(
+        Input::Lost {
+            key: key(),
+            container: "c".into(),
+        },
+        50_000,
+    );
     assert_eq!(starts(&fx), ["c"]);
     assert_eq!(after.status(&key()).unwrap().container_statuses[0].restart_count, 1);
 }
@@ -135,7 +284,13 @@ fn a_seeded_random_history_never_runs_two_copies_of_a_container() {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5_0A1);
     let mut n = node();
-    n.handle(Input::Apply { pod: pod("{containers: [{name: a, image: busybox}, {name: b, image: busybox}]}"), uid: "u".into() }, 0);
+    n.handle(
+        Input::Apply {
+            pod: pod("{containers: [{name: a, image: busybox}, {name: b, image: busybox}]}"),
+            uid: "u".into(),
+        },
+        0,
+    );
     let mut live: BTreeMap<String, bool> = BTreeMap::new();
     let mut now = 0u64;
     for _ in 0..2000 {
@@ -152,7 +307,14 @@ fn a_seeded_random_history_never_runs_two_copies_of_a_container() {
         for s in starts(&fx) {
             assert!(!live.get(&s).copied().unwrap_or(false), "second start of {s} while it runs");
             live.insert(s.clone(), true);
-            n.handle(Input::Started { key: key(), container: s, pid: 1 }, now);
+            n.handle(
+                Input::Started {
+                    key: key(),
+                    container: s,
+                    pid: 1,
+                },
+                now,
+            );
         }
     }
 }

@@ -27,7 +27,10 @@ pub fn oom_kills(rel: &str) -> u64 {
     candidates
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter_map(|text| text.lines().find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse::<u64>().ok())))
+        .filter_map(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse::<u64>().ok()))
+        })
         .max()
         .unwrap_or(0)
 }

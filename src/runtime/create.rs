@@ -11,11 +11,20 @@ impl Runtime {
         let dir = self.paths.pod(uid);
         for d in ["logs", "volumes", "containers"] {
             let p = dir.join(d);
-            std::fs::create_dir_all(&p).map_err(|e| RuntimeError::Io { path: p.clone(), source: e })?;
+            std::fs::create_dir_all(&p).map_err(|e| RuntimeError::Io {
+                path: p.clone(),
+                source: e,
+            })?;
         }
-        let hosts = format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n127.0.1.1\t{}\n", pod.metadata.name);
+        let hosts = format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n127.0.1.1\t{}\n",
+            pod.metadata.name
+        );
         let hp = dir.join("hosts");
-        std::fs::write(&hp, hosts).map_err(|e| RuntimeError::Io { path: hp.clone(), source: e })?;
+        std::fs::write(&hp, hosts).map_err(|e| RuntimeError::Io {
+            path: hp.clone(),
+            source: e,
+        })?;
         let ns = dir.join("ns");
         if sandbox::is_ready(&ns) {
             return Ok(());
@@ -27,9 +36,15 @@ impl Runtime {
             .stdin(std::process::Stdio::null())
             .output()
             .await
-            .map_err(|e| RuntimeError::Io { path: self.exe.clone(), source: e })?;
+            .map_err(|e| RuntimeError::Io {
+                path: self.exe.clone(),
+                source: e,
+            })?;
         if !out.status.success() {
-            return Err(RuntimeError::Shim(format!("creating the pod sandbox: {}", String::from_utf8_lossy(&out.stderr).trim())));
+            return Err(RuntimeError::Shim(format!(
+                "creating the pod sandbox: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
         }
         Ok(())
     }
@@ -38,7 +53,10 @@ impl Runtime {
     pub fn create_bundle(&self, uid: &str, pod: &Pod, c: &Container) -> Result<PathBuf, RuntimeError> {
         let image = self.images.resolve(&c.image)?;
         let bundle = self.paths.bundle(uid, &c.name);
-        std::fs::create_dir_all(&bundle).map_err(|e| RuntimeError::Io { path: bundle.clone(), source: e })?;
+        std::fs::create_dir_all(&bundle).map_err(|e| RuntimeError::Io {
+            path: bundle.clone(),
+            source: e,
+        })?;
         spec::write_spec(&self.paths, uid, pod, c, &image, &bundle)?;
         let cfg = ShimConfig {
             id: self.paths.container_id(uid, &c.name),

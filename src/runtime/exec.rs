@@ -21,7 +21,10 @@ impl Runtime {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| RuntimeError::Io { path: self.exe.clone(), source: e })
+            .map_err(|e| RuntimeError::Io {
+                path: self.exe.clone(),
+                source: e,
+            })
     }
 }
 

@@ -31,7 +31,10 @@ impl NodePaths {
     pub fn new(data: &Path) -> NodePaths {
         let data = std::path::absolute(data).unwrap_or_else(|_| data.to_path_buf());
         let hash = hex::encode(Sha256::digest(data.as_os_str().as_encoded_bytes()));
-        NodePaths { prefix: format!("shoal-{}", &hash[..8]), data }
+        NodePaths {
+            prefix: format!("shoal-{}", &hash[..8]),
+            data,
+        }
     }
 
     /// The SQLite file.

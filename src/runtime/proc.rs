@@ -37,7 +37,9 @@ pub async fn exited(pid: i32) {
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     // SAFETY: the AsyncFd owns the OwnedFd, so the fd stays open for as long
     // as it is registered and is closed only after deregistration.
-    let Ok(afd) = (unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }) else { return };
+    let Ok(afd) = (unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }) else {
+        return;
+    };
     let _ = afd.readable().await;
 }
 

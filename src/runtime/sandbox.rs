@@ -14,7 +14,9 @@ const KINDS: [&str; 3] = ["net", "ipc", "uts"];
 
 /// Whether the namespaces under `dir` are mounted (after a reboot they are not).
 pub fn is_ready(dir: &Path) -> bool {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
     KINDS.iter().all(|k| {
         let p = dir.join(k).display().to_string();
         mounts.lines().any(|l| l.split(' ').nth(4) == Some(p.as_str()))
@@ -24,10 +26,16 @@ pub fn is_ready(dir: &Path) -> bool {
 /// Entry point of `shoal shim sandbox`: creates and pins the namespaces.
 pub fn create(dir: &Path, hostname: &str) -> Result<(), RuntimeError> {
     remove(dir);
-    std::fs::create_dir_all(dir).map_err(|e| RuntimeError::Io { path: dir.into(), source: e })?;
+    std::fs::create_dir_all(dir).map_err(|e| RuntimeError::Io {
+        path: dir.into(),
+        source: e,
+    })?;
     for k in KINDS {
         let p = dir.join(k);
-        std::fs::write(&p, b"").map_err(|e| RuntimeError::Io { path: p.clone(), source: e })?;
+        std::fs::write(&p, b"").map_err(|e| RuntimeError::Io {
+            path: p.clone(),
+            source: e,
+        })?;
     }
     let sys = |what: &str| {
         let what = what.to_string();

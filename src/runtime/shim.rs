@@ -56,7 +56,10 @@ pub struct ExitInfo {
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError + '_ {
@@ -80,9 +83,16 @@ fn mount_rootfs(bundle: &Path, layers: &[PathBuf]) -> Result<(), RuntimeError> {
     if lower.is_empty() {
         lower.push(bundle.join("empty").display().to_string());
     }
-    let opts = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), bundle.join("upper").display(), bundle.join("work").display());
-    mount(Some("overlay"), &rootfs, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
-        .map_err(|e| RuntimeError::Sys { what: format!("mount overlay on {}", rootfs.display()), source: e })
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        bundle.join("upper").display(),
+        bundle.join("work").display()
+    );
+    mount(Some("overlay"), &rootfs, Some("overlay"), MsFlags::empty(), Some(opts.as_str())).map_err(|e| RuntimeError::Sys {
+        what: format!("mount overlay on {}", rootfs.display()),
+        source: e,
+    })
 }
 
 /// Unmounts the rootfs and drops the writable layer.
@@ -111,7 +121,10 @@ fn create_and_start(cfg: &ShimConfig, bundle: &Path) -> Result<i32, RuntimeError
     let log = OpenOptions::new().create(true).append(true).open(&cfg.log).map_err(io(&cfg.log))?;
     let log2 = log.try_clone().map_err(io(&cfg.log))?;
     let null = File::open("/dev/null").map_err(io(Path::new("/dev/null")))?;
-    let lc = |e: libcontainer::error::LibcontainerError| RuntimeError::Libcontainer { id: cfg.id.clone(), message: e.to_string() };
+    let lc = |e: libcontainer::error::LibcontainerError| RuntimeError::Libcontainer {
+        id: cfg.id.clone(),
+        message: e.to_string(),
+    };
     let mut container = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
         .with_root_path(&cfg.oci_root)
         .map_err(lc)?
@@ -124,7 +137,10 @@ fn create_and_start(cfg: &ShimConfig, bundle: &Path) -> Result<i32, RuntimeError
         .build()
         .map_err(lc)?;
     container.start().map_err(lc)?;
-    container.pid().map(|p| p.as_raw()).ok_or_else(|| RuntimeError::Libcontainer { id: cfg.id.clone(), message: "started without a pid".into() })
+    container.pid().map(|p| p.as_raw()).ok_or_else(|| RuntimeError::Libcontainer {
+        id: cfg.id.clone(),
+        message: "started without a pid".into(),
+    })
 }
 
 /// Entry point of `shoal shim run BUNDLE`. Never returns.
@@ -146,7 +162,10 @@ fn run_inner(bundle: &Path) -> Result<(), RuntimeError> {
         .map_err(|e| RuntimeError::Spec(format!("{}: {e}", cfg_path.display())))?;
     // Our own session, so a signal to the agent's process group spares us.
     let _ = nix::unistd::setsid();
-    nix::sys::prctl::set_child_subreaper(true).map_err(|e| RuntimeError::Sys { what: "set subreaper".into(), source: e })?;
+    nix::sys::prctl::set_child_subreaper(true).map_err(|e| RuntimeError::Sys {
+        what: "set subreaper".into(),
+        source: e,
+    })?;
     let _ = std::fs::remove_file(bundle.join("exit.json"));
     let pid = match create_and_start(&cfg, bundle) {
         Ok(pid) => pid,
@@ -167,7 +186,13 @@ fn run_inner(bundle: &Path) -> Result<(), RuntimeError> {
     let oom_killed = signal == Some(libc::SIGKILL) && cgroups::oom_kills(&cfg.cgroup) > 0;
     remove_stale(&cfg.oci_root, &cfg.id);
     unmount_rootfs(bundle);
-    let info = ExitInfo { exit_code, signal, oom_killed, started_at, finished_at: now_ms() };
+    let info = ExitInfo {
+        exit_code,
+        signal,
+        oom_killed,
+        started_at,
+        finished_at: now_ms(),
+    };
     let tmp = bundle.join("exit.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec(&info).expect("plain struct")).map_err(io(&tmp))?;
     std::fs::rename(&tmp, bundle.join("exit.json")).map_err(io(&tmp))?;

@@ -32,14 +32,63 @@ pub const DEFAULT_CAPS: &[&str] = &[
 /// Syscalls refused with EPERM: those Docker's default profile leaves out
 /// that a container without extra capabilities could still reach.
 const BLOCKED_SYSCALLS: &[&str] = &[
-    "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module", "finit_module",
-    "fsconfig", "fsmount", "fsopen", "fspick", "get_kernel_syms", "get_mempolicy", "init_module", "ioperm", "iopl",
-    "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mbind", "mount", "mount_setattr",
-    "move_mount", "move_pages", "name_to_handle_at", "nfsservctl", "open_by_handle_at", "open_tree",
-    "perf_event_open", "personality", "pivot_root", "process_vm_readv", "process_vm_writev", "ptrace",
-    "query_module", "quotactl", "reboot", "request_key", "set_mempolicy", "setns", "settimeofday", "stime",
-    "swapoff", "swapon", "sysfs", "_sysctl", "umount", "umount2", "unshare", "uselib", "userfaultfd", "ustat",
-    "vm86", "vm86old",
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "get_kernel_syms",
+    "get_mempolicy",
+    "init_module",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mbind",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "move_pages",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "open_tree",
+    "perf_event_open",
+    "personality",
+    "pivot_root",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "query_module",
+    "quotactl",
+    "reboot",
+    "request_key",
+    "set_mempolicy",
+    "setns",
+    "settimeofday",
+    "stime",
+    "swapoff",
+    "swapon",
+    "sysfs",
+    "_sysctl",
+    "umount",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vm86",
+    "vm86old",
 ];
 
 fn seccomp() -> Value {
@@ -98,8 +147,17 @@ pub fn process_of(pod: &Pod, c: &Container, image: &ResolvedImage) -> Result<(Ve
         Some(e) => e.1 = v,
         None => env.push((k, v)),
     };
-    if !cfg.env().as_ref().map(|e| e.iter().any(|v| v.starts_with("PATH="))).unwrap_or(false) {
-        set(&mut env, "PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    if !cfg
+        .env()
+        .as_ref()
+        .map(|e| e.iter().any(|v| v.starts_with("PATH=")))
+        .unwrap_or(false)
+    {
+        set(
+            &mut env,
+            "PATH".into(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
     }
     for kv in cfg.env().clone().unwrap_or_default() {
         let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
@@ -125,19 +183,29 @@ pub fn process_of(pod: &Pod, c: &Container, image: &ResolvedImage) -> Result<(Ve
             c.name, image.reference
         )));
     }
-    let cwd = c.working_dir.clone().or_else(|| cfg.working_dir().clone().filter(|w| !w.is_empty())).unwrap_or_else(|| "/".into());
+    let cwd = c
+        .working_dir
+        .clone()
+        .or_else(|| cfg.working_dir().clone().filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".into());
     Ok((argv, env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(), cwd))
 }
 
 fn user_of(c: &Container, image: &ResolvedImage) -> Result<(u32, u32), RuntimeError> {
     let cfg = image.config.config().clone().unwrap_or_default();
     let image_user = cfg.user().clone().unwrap_or_default();
-    let (iu, ig) = image_user.split_once(':').map(|(u, g)| (u.to_string(), Some(g.to_string()))).unwrap_or((image_user.clone(), None));
+    let (iu, ig) = image_user
+        .split_once(':')
+        .map(|(u, g)| (u.to_string(), Some(g.to_string())))
+        .unwrap_or((image_user.clone(), None));
     let numeric = |s: &str, what: &str| -> Result<u32, RuntimeError> {
         match s {
             "" | "root" => Ok(0),
             s => s.parse().map_err(|_| {
-                RuntimeError::Spec(format!("container {:?}: image {what} {s:?} is not numeric; set securityContext.runAsUser", c.name))
+                RuntimeError::Spec(format!(
+                    "container {:?}: image {what} {s:?} is not numeric; set securityContext.runAsUser",
+                    c.name
+                ))
             }),
         }
     };
@@ -197,7 +265,12 @@ fn resources(c: &Container) -> Value {
 fn volume_mounts(paths: &NodePaths, uid: &str, pod: &Pod, c: &Container) -> Result<Vec<Value>, RuntimeError> {
     let mut out = Vec::new();
     for m in &c.volume_mounts {
-        let vol = pod.spec.volumes.iter().find(|v| v.name == m.name).ok_or_else(|| RuntimeError::Spec(format!("no volume {:?}", m.name)))?;
+        let vol = pod
+            .spec
+            .volumes
+            .iter()
+            .find(|v| v.name == m.name)
+            .ok_or_else(|| RuntimeError::Spec(format!("no volume {:?}", m.name)))?;
         let ro = if m.read_only { "ro" } else { "rw" };
         if let Some(e) = &vol.empty_dir {
             if e.medium.as_deref() == Some("Memory") {
@@ -209,16 +282,25 @@ fn volume_mounts(paths: &NodePaths, uid: &str, pod: &Pod, c: &Container) -> Resu
                 continue;
             }
             let src = paths.pod(uid).join("volumes").join(&vol.name);
-            std::fs::create_dir_all(&src).map_err(|e| RuntimeError::Io { path: src.clone(), source: e })?;
+            std::fs::create_dir_all(&src).map_err(|e| RuntimeError::Io {
+                path: src.clone(),
+                source: e,
+            })?;
             out.push(json!({"destination": m.mount_path, "type": "bind", "source": src, "options": ["rbind", ro]}));
         } else if let Some(h) = &vol.host_path {
             let src = Path::new(&h.path);
             let kind = h.kind.as_deref().unwrap_or("");
             let exists = src.exists();
             match kind {
-                "DirectoryOrCreate" if !exists => std::fs::create_dir_all(src).map_err(|e| RuntimeError::Io { path: src.into(), source: e })?,
+                "DirectoryOrCreate" if !exists => std::fs::create_dir_all(src).map_err(|e| RuntimeError::Io {
+                    path: src.into(),
+                    source: e,
+                })?,
                 "FileOrCreate" if !exists => {
-                    std::fs::write(src, b"").map_err(|e| RuntimeError::Io { path: src.into(), source: e })?;
+                    std::fs::write(src, b"").map_err(|e| RuntimeError::Io {
+                        path: src.into(),
+                        source: e,
+                    })?;
                 }
                 "Directory" if !src.is_dir() => return Err(RuntimeError::Spec(format!("hostPath {:?} is not a directory", h.path))),
                 "File" if !src.is_file() => return Err(RuntimeError::Spec(format!("hostPath {:?} is not a file", h.path))),
@@ -232,7 +314,14 @@ fn volume_mounts(paths: &NodePaths, uid: &str, pod: &Pod, c: &Container) -> Resu
 }
 
 /// Writes `config.json` into `bundle` for container `c` of `pod`.
-pub fn write_spec(paths: &NodePaths, uid: &str, pod: &Pod, c: &Container, image: &ResolvedImage, bundle: &Path) -> Result<(), RuntimeError> {
+pub fn write_spec(
+    paths: &NodePaths,
+    uid: &str,
+    pod: &Pod,
+    c: &Container,
+    image: &ResolvedImage,
+    bundle: &Path,
+) -> Result<(), RuntimeError> {
     let (args, env, cwd) = process_of(pod, c, image)?;
     let (user, group) = user_of(c, image)?;
     let sc = c.security_context.clone().unwrap_or_default();

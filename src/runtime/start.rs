@@ -21,7 +21,10 @@ impl Runtime {
     pub async fn start(&self, uid: &str, name: &str) -> Result<Started, RuntimeError> {
         let bundle = self.paths.bundle(uid, name);
         let shim_log = bundle.join("shim.log");
-        let log = std::fs::File::create(&shim_log).map_err(|e| RuntimeError::Io { path: shim_log.clone(), source: e })?;
+        let log = std::fs::File::create(&shim_log).map_err(|e| RuntimeError::Io {
+            path: shim_log.clone(),
+            source: e,
+        })?;
         let mut child = tokio::process::Command::new(&self.exe)
             .args(["shim", "run"])
             .arg(&bundle)
@@ -29,20 +32,38 @@ impl Runtime {
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
-            .map_err(|e| RuntimeError::Io { path: self.exe.clone(), source: e })?;
+            .map_err(|e| RuntimeError::Io {
+                path: self.exe.clone(),
+                source: e,
+            })?;
         let shim_pid = child.id().unwrap_or(0) as i32;
         let shim_start = proc::start_time(shim_pid).unwrap_or(0);
         let mut line = String::new();
         let stdout = child.stdout.take().expect("piped");
-        BufReader::new(stdout).read_line(&mut line).await.map_err(|e| RuntimeError::Io { path: bundle.clone(), source: e })?;
+        BufReader::new(stdout).read_line(&mut line).await.map_err(|e| RuntimeError::Io {
+            path: bundle.clone(),
+            source: e,
+        })?;
         let line = line.trim();
         if let Some(pid) = line.strip_prefix("ok ").and_then(|p| p.parse().ok()) {
-            return Ok(Started { pid, handle: RuntimeHandle { container: name.into(), shim_pid, shim_start }, child });
+            return Ok(Started {
+                pid,
+                handle: RuntimeHandle {
+                    container: name.into(),
+                    shim_pid,
+                    shim_start,
+                },
+                child,
+            });
         }
         let _ = child.wait().await;
         let detail = std::fs::read_to_string(&shim_log).unwrap_or_default();
         let message = line.strip_prefix("error ").unwrap_or(line);
-        let message = if message.is_empty() { detail.lines().last().unwrap_or("exited without a word").to_string() } else { message.to_string() };
+        let message = if message.is_empty() {
+            detail.lines().last().unwrap_or("exited without a word").to_string()
+        } else {
+            message.to_string()
+        };
         Err(RuntimeError::Shim(message))
     }
 }

@@ -124,15 +124,24 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         conn.pragma_update(None, "busy_timeout", 5000).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Store { conn: Mutex::new(conn), path: path.into() })
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path: path.into(),
+        })
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite { path: self.path.clone(), source }
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     fn corrupt(&self, source: serde_json::Error) -> StoreError {
-        StoreError::Corrupt { path: self.path.clone(), source }
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -146,7 +155,15 @@ impl Store {
         self.conn()
             .execute(
                 "INSERT OR REPLACE INTO pods VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![ns, name, rec.uid, j(&rec.pod), rec.created_at as i64, j(&rec.status), j(&rec.runtime)],
+                params![
+                    ns,
+                    name,
+                    rec.uid,
+                    j(&rec.pod),
+                    rec.created_at as i64,
+                    j(&rec.status),
+                    j(&rec.runtime)
+                ],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -159,7 +176,15 @@ impl Store {
             .prepare_cached("SELECT manifest, uid, created_at, status, runtime FROM pods ORDER BY namespace, name")
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
@@ -177,7 +202,10 @@ impl Store {
 
     /// One pod.
     pub fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<PodRecord>, StoreError> {
-        Ok(self.list_pods()?.into_iter().find(|p| p.key() == (namespace.to_string(), name.to_string())))
+        Ok(self
+            .list_pods()?
+            .into_iter()
+            .find(|p| p.key() == (namespace.to_string(), name.to_string())))
     }
 
     /// Removes a pod; true if it existed.
@@ -193,7 +221,10 @@ impl Store {
     pub fn put_image(&self, rec: &ImageRecord) -> Result<(), StoreError> {
         let layers = serde_json::to_string(&rec.layers).expect("plain struct");
         self.conn()
-            .execute("INSERT OR REPLACE INTO images VALUES (?1, ?2, ?3, ?4)", params![rec.reference, rec.digest, rec.config, layers])
+            .execute(
+                "INSERT OR REPLACE INTO images VALUES (?1, ?2, ?3, ?4)",
+                params![rec.reference, rec.digest, rec.config, layers],
+            )
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -210,7 +241,12 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (reference, digest, config, layers) = row.map_err(|e| self.err(e))?;
-            out.push(ImageRecord { reference, digest, config, layers: serde_json::from_str(&layers).map_err(|e| self.corrupt(e))? });
+            out.push(ImageRecord {
+                reference,
+                digest,
+                config,
+                layers: serde_json::from_str(&layers).map_err(|e| self.corrupt(e))?,
+            });
         }
         Ok(out)
     }
@@ -222,7 +258,10 @@ impl Store {
 
     /// Removes an image reference; true if it existed.
     pub fn delete_image(&self, reference: &str) -> Result<bool, StoreError> {
-        let n = self.conn().execute("DELETE FROM images WHERE reference = ?1", params![reference]).map_err(|e| self.err(e))?;
+        let n = self
+            .conn()
+            .execute("DELETE FROM images WHERE reference = ?1", params![reference])
+            .map_err(|e| self.err(e))?;
         Ok(n > 0)
     }
 
@@ -263,8 +302,16 @@ mod tests {
     fn pods_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shoal.db");
-        let pod: Pod = serde_yaml_ng::from_str("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, image: busybox}]}").unwrap();
-        let rec = PodRecord { pod, uid: "u1".into(), created_at: 5, status: PodStatus::default(), runtime: vec![] };
+        let pod: Pod =
+            serde_yaml_ng::from_str("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, image: busybox}]}")
+                .unwrap();
+        let rec = PodRecord {
+            pod,
+            uid: "u1".into(),
+            created_at: 5,
+            status: PodStatus::default(),
+            runtime: vec![],
+        };
         Store::open(&path).unwrap().put_pod(&rec).unwrap();
         let store = Store::open(&path).unwrap();
         assert_eq!(store.get_pod("default", "a").unwrap(), Some(rec));

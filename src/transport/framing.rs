@@ -99,7 +99,9 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Frame>
         1 => Frame::Stdout(payload),
         2 => Frame::Stderr(payload),
         3 => {
-            let b: [u8; 4] = payload.try_into().map_err(|_| FrameError::Bad("exit frame is not 4 bytes".into()))?;
+            let b: [u8; 4] = payload
+                .try_into()
+                .map_err(|_| FrameError::Bad("exit frame is not 4 bytes".into()))?;
             Frame::Exit(i32::from_be_bytes(b))
         }
         4 => Frame::Data(payload),
@@ -113,7 +115,12 @@ mod tests {
 
     #[tokio::test]
     async fn frames_round_trip() {
-        let frames = vec![Frame::Json(b"{}".to_vec()), Frame::Stdout(b"hi".to_vec()), Frame::Exit(-3), Frame::Data(vec![0; 70000])];
+        let frames = vec![
+            Frame::Json(b"{}".to_vec()),
+            Frame::Stdout(b"hi".to_vec()),
+            Frame::Exit(-3),
+            Frame::Data(vec![0; 70000]),
+        ];
         let mut buf = Vec::new();
         for f in &frames {
             write_frame(&mut buf, f).await.unwrap();

@@ -64,7 +64,10 @@ impl ClientConfig {
     /// Reads a credentials file.
     pub fn load(path: &Path) -> Result<ClientConfig, PkiError> {
         let text = read(path)?;
-        serde_yaml_ng::from_str(&text).map_err(|e| PkiError::Invalid { path: path.into(), message: e.to_string() })
+        serde_yaml_ng::from_str(&text).map_err(|e| PkiError::Invalid {
+            path: path.into(),
+            message: e.to_string(),
+        })
     }
 
     /// Writes the file with mode 0600.
@@ -92,9 +95,15 @@ impl Authority {
         let err = |source| PkiError::Cert { what: "ca", source };
         let key = KeyPair::generate().map_err(err)?;
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-        params.distinguished_name.push(DnType::CommonName, format!("shoal cluster CA {cluster}"));
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("shoal cluster CA {cluster}"));
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         set_validity(&mut params);
         let cert = params.self_signed(&key).map_err(err)?;
         let cert_pem = cert.pem();
@@ -126,7 +135,9 @@ impl Authority {
 
     /// Signs a node certificate valid as TLS server and client.
     pub fn issue_node(&self, node: &str, ips: &[IpAddr]) -> Result<Identity, PkiError> {
-        let mut sans = vec![SanType::DnsName(SERVER_NAME.try_into().map_err(|source| PkiError::Cert { what: "node", source })?)];
+        let mut sans = vec![SanType::DnsName(
+            SERVER_NAME.try_into().map_err(|source| PkiError::Cert { what: "node", source })?,
+        )];
         if let Ok(name) = node.try_into() {
             sans.push(SanType::DnsName(name));
         }
@@ -153,12 +164,18 @@ impl Authority {
         params.use_authority_key_identifier_extension = true;
         set_validity(&mut params);
         let cert = params.signed_by(&key, &self.cert, &self.key).map_err(err)?;
-        Ok(Identity { cert: cert.pem(), key: key.serialize_pem() })
+        Ok(Identity {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        })
     }
 }
 
 fn set_validity(params: &mut CertificateParams) {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     // An hour of slack for clocks that disagree a little.
     params.not_before = rcgen::date_time_ymd(1970, 1, 1) + std::time::Duration::from_secs(secs.saturating_sub(3600));
     params.not_after = params.not_before + std::time::Duration::from_secs(VALIDITY_DAYS as u64 * 86400);
@@ -182,14 +199,23 @@ fn write_mode(path: &Path, text: &str, mode: u32) -> Result<(), PkiError> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |source| PkiError::Io { path: path.into(), source };
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(io)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io)?;
     f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// Loads `node.crt`/`node.key` from `dir`.
 pub fn load_identity(dir: &Path, name: &str) -> Result<Identity, PkiError> {
-    Ok(Identity { cert: read(&dir.join(format!("{name}.crt")))?, key: read(&dir.join(format!("{name}.key")))? })
+    Ok(Identity {
+        cert: read(&dir.join(format!("{name}.crt")))?,
+        key: read(&dir.join(format!("{name}.key")))?,
+    })
 }
 
 /// Writes `NAME.crt` and `NAME.key` into `dir`.

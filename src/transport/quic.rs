@@ -45,17 +45,29 @@ pub enum TransportError {
 
 fn certs(what: &'static str, pem: &str) -> Result<Vec<CertificateDer<'static>>, TransportError> {
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_bytes()).collect();
-    let certs = certs.map_err(|e| TransportError::Pem { what, message: e.to_string() })?;
+    let certs = certs.map_err(|e| TransportError::Pem {
+        what,
+        message: e.to_string(),
+    })?;
     if certs.is_empty() {
-        return Err(TransportError::Pem { what, message: "no certificate in PEM".into() });
+        return Err(TransportError::Pem {
+            what,
+            message: "no certificate in PEM".into(),
+        });
     }
     Ok(certs)
 }
 
 fn key(pem: &str) -> Result<PrivateKeyDer<'static>, TransportError> {
     rustls_pemfile::private_key(&mut pem.as_bytes())
-        .map_err(|e| TransportError::Pem { what: "private key", message: e.to_string() })?
-        .ok_or(TransportError::Pem { what: "private key", message: "no key in PEM".into() })
+        .map_err(|e| TransportError::Pem {
+            what: "private key",
+            message: e.to_string(),
+        })?
+        .ok_or(TransportError::Pem {
+            what: "private key",
+            message: "no key in PEM".into(),
+        })
 }
 
 fn roots(ca_pem: &str) -> Result<Arc<rustls::RootCertStore>, TransportError> {
@@ -81,13 +93,19 @@ fn transport_config() -> Arc<quinn::TransportConfig> {
 pub fn server(bind: SocketAddr, ca_pem: &str, id: &Identity) -> Result<quinn::Endpoint, TransportError> {
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider())
         .build()
-        .map_err(|e| TransportError::Pem { what: "client verifier", message: e.to_string() })?;
+        .map_err(|e| TransportError::Pem {
+            what: "client verifier",
+            message: e.to_string(),
+        })?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs("node certificate", &id.cert)?, key(&id.key)?)?;
     tls.alpn_protocols = vec![ALPN_API.to_vec()];
-    let crypto = QuicServerConfig::try_from(tls).map_err(|e| TransportError::Pem { what: "quic", message: e.to_string() })?;
+    let crypto = QuicServerConfig::try_from(tls).map_err(|e| TransportError::Pem {
+        what: "quic",
+        message: e.to_string(),
+    })?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport_config());
     quinn::Endpoint::server(config, bind).map_err(|source| TransportError::Bind { addr: bind, source })
@@ -101,18 +119,32 @@ pub async fn connect(config: &ClientConfig, server: Option<SocketAddr>) -> Resul
         .with_root_certificates(roots(&config.ca)?)
         .with_client_auth_cert(certs("client certificate", &config.cert)?, key(&config.key)?)?;
     tls.alpn_protocols = vec![ALPN_API.to_vec()];
-    let crypto = QuicClientConfig::try_from(tls).map_err(|e| TransportError::Pem { what: "quic", message: e.to_string() })?;
+    let crypto = QuicClientConfig::try_from(tls).map_err(|e| TransportError::Pem {
+        what: "quic",
+        message: e.to_string(),
+    })?;
     let mut client = quinn::ClientConfig::new(Arc::new(crypto));
     client.transport_config(transport_config());
-    let bind: SocketAddr = if addr.is_ipv6() { "[::]:0".parse().expect("literal") } else { "0.0.0.0:0".parse().expect("literal") };
+    let bind: SocketAddr = if addr.is_ipv6() {
+        "[::]:0".parse().expect("literal")
+    } else {
+        "0.0.0.0:0".parse().expect("literal")
+    };
     let mut endpoint = quinn::Endpoint::client(bind).map_err(|source| TransportError::Bind { addr: bind, source })?;
     endpoint.set_default_client_config(client);
-    let connecting = endpoint
-        .connect(addr, SERVER_NAME)
-        .map_err(|e| TransportError::Connect { addr, message: e.to_string() })?;
+    let connecting = endpoint.connect(addr, SERVER_NAME).map_err(|e| TransportError::Connect {
+        addr,
+        message: e.to_string(),
+    })?;
     let conn = tokio::time::timeout(Duration::from_secs(10), connecting)
         .await
-        .map_err(|_| TransportError::Connect { addr, message: "timed out after 10 s (is the agent running?)".into() })?
-        .map_err(|e| TransportError::Connect { addr, message: e.to_string() })?;
+        .map_err(|_| TransportError::Connect {
+            addr,
+            message: "timed out after 10 s (is the agent running?)".into(),
+        })?
+        .map_err(|e| TransportError::Connect {
+            addr,
+            message: e.to_string(),
+        })?;
     Ok((endpoint, conn))
 }

@@ -15,14 +15,19 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_shoal");
 pub fn images_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/out");
     if !dir.join("busybox.tar").exists() {
-        let st = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh")).status().expect("run images/build.sh");
+        let st = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh"))
+            .status()
+            .expect("run images/build.sh");
         assert!(st.success(), "images/build.sh failed");
     }
     dir
 }
 
 pub fn require_root() {
-    assert!(nix::unistd::Uid::effective().is_root(), "these tests start real containers and must run as root");
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "these tests start real containers and must run as root"
+    );
 }
 
 pub struct TestNode {
@@ -45,7 +50,12 @@ impl TestNode {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let prefix = shoal::runtime::layout::NodePaths::new(&dir).prefix;
-        let mut node = TestNode { dir, port: free_udp_port(), agent: None, prefix };
+        let mut node = TestNode {
+            dir,
+            port: free_udp_port(),
+            agent: None,
+            prefix,
+        };
         node.start_agent();
         let images = images_dir();
         for i in ["busybox.tar", "hello-http.tar"] {
@@ -55,9 +65,21 @@ impl TestNode {
     }
 
     pub fn start_agent(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.with_extension("log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.with_extension("log"))
+            .unwrap();
         let child = Command::new(BIN)
-            .args(["up", "--data-dir", self.dir.to_str().unwrap(), "--listen", &format!("127.0.0.1:{}", self.port), "--name", "testnode"])
+            .args([
+                "up",
+                "--data-dir",
+                self.dir.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{}", self.port),
+                "--name",
+                "testnode",
+            ])
             .args(["--backoff-base-ms", "500", "--backoff-max-ms", "8000"])
             .env("SHOAL_LOG", "info")
             .stdout(log.try_clone().unwrap())
@@ -88,7 +110,12 @@ impl TestNode {
     }
 
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN).args(args).env("SHOAL_CONFIG", self.dir.join("admin.conf")).env("SHOAL_LOG", "warn").output().expect("run shoal")
+        Command::new(BIN)
+            .args(args)
+            .env("SHOAL_CONFIG", self.dir.join("admin.conf"))
+            .env("SHOAL_LOG", "warn")
+            .output()
+            .expect("run shoal")
     }
 
     pub fn cli_stdin(&self, args: &[&str], input: &str) -> Output {
@@ -108,7 +135,12 @@ impl TestNode {
     /// Runs the CLI and insists on success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
-        assert!(out.status.success(), "shoal {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "shoal {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -129,7 +161,11 @@ impl TestNode {
                 return p;
             }
             if Instant::now() > deadline {
-                panic!("pod {name}: {what} not reached in {secs}s: {}\nagent log:\n{}", serde_json::to_string_pretty(&p["status"]).unwrap(), self.log());
+                panic!(
+                    "pod {name}: {what} not reached in {secs}s: {}\nagent log:\n{}",
+                    serde_json::to_string_pretty(&p["status"]).unwrap(),
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -165,7 +201,9 @@ impl TestNode {
     pub fn shim_pids(&self) -> Vec<i32> {
         let mut pids = Vec::new();
         for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
             if cmd.contains(" shim ") && cmd.contains(self.dir.to_str().unwrap()) {
@@ -210,7 +248,11 @@ impl Drop for TestNode {
         std::thread::sleep(Duration::from_millis(200));
         let dir = self.dir.to_str().unwrap().to_string();
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut ours: Vec<&str> = mounts.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&dir)).collect();
+        let mut ours: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&dir))
+            .collect();
         ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in ours {
             let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);

@@ -35,11 +35,15 @@ impl Drop for Staging {
 
 impl Staging {
     fn get(&self, name: &str) -> Result<&Staged, ImageError> {
-        self.files.get(name.trim_start_matches("./")).ok_or_else(|| ImageError::Archive(format!("missing file {name:?}")))
+        self.files
+            .get(name.trim_start_matches("./"))
+            .ok_or_else(|| ImageError::Archive(format!("missing file {name:?}")))
     }
 
     fn blob(&self, digest: &str) -> Result<&Staged, ImageError> {
-        let hex = digest.strip_prefix("sha256:").ok_or_else(|| ImageError::Archive(format!("unsupported digest {digest:?} (sha256 only)")))?;
+        let hex = digest
+            .strip_prefix("sha256:")
+            .ok_or_else(|| ImageError::Archive(format!("unsupported digest {digest:?} (sha256 only)")))?;
         let name = format!("blobs/sha256/{hex}");
         let s = self.get(&name)?;
         verify(&name, digest, &s.digest)?;
@@ -54,7 +58,11 @@ impl Staging {
 
 fn verify(name: &str, expected: &str, actual: &str) -> Result<(), ImageError> {
     if expected != actual {
-        return Err(ImageError::DigestMismatch { name: name.into(), expected: expected.into(), actual: actual.into() });
+        return Err(ImageError::DigestMismatch {
+            name: name.into(),
+            expected: expected.into(),
+            actual: actual.into(),
+        });
     }
     Ok(())
 }
@@ -66,7 +74,12 @@ fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>, ImageError> {
     let f = io::Cursor::new(magic[..n].to_vec()).chain(f);
     Ok(match magic {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(f)),
-        [0x28, 0xb5, 0x2f, 0xfd] => return Err(ImageError::Archive(format!("{}: zstd compression is not supported", path.display()))),
+        [0x28, 0xb5, 0x2f, 0xfd] => {
+            return Err(ImageError::Archive(format!(
+                "{}: zstd compression is not supported",
+                path.display()
+            )))
+        }
         _ => Box::new(f),
     })
 }
@@ -85,7 +98,10 @@ fn read_prefix(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 fn stage(store: &ImageStore, archive: &Path) -> Result<Staging, ImageError> {
     let dir = store.root().join("tmp").join(format!("import-{:016x}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let mut staging = Staging { dir, files: HashMap::new() };
+    let mut staging = Staging {
+        dir,
+        files: HashMap::new(),
+    };
     let mut links = Vec::new();
     let mut tar = tar::Archive::new(open_maybe_gzip(archive)?);
     let entries = tar.entries().map_err(|e| ImageError::Archive(e.to_string()))?;
@@ -115,9 +131,18 @@ fn stage(store: &ImageStore, archive: &Path) -> Result<Staging, ImageError> {
             }
             tar::EntryType::Symlink | tar::EntryType::Link => {
                 // docker save links duplicate layers; resolve inside the archive only.
-                let target = entry.link_name().ok().flatten().ok_or_else(|| ImageError::Archive(format!("entry {name:?}: link without target")))?;
-                let base = if entry.header().entry_type() == tar::EntryType::Symlink { rel.parent().unwrap_or(Path::new("")).to_path_buf() } else { PathBuf::new() };
-                let joined = normalise(&base.join(&target)).ok_or_else(|| ImageError::Archive(format!("entry {name:?}: link escapes the archive")))?;
+                let target = entry
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| ImageError::Archive(format!("entry {name:?}: link without target")))?;
+                let base = if entry.header().entry_type() == tar::EntryType::Symlink {
+                    rel.parent().unwrap_or(Path::new("")).to_path_buf()
+                } else {
+                    PathBuf::new()
+                };
+                let joined = normalise(&base.join(&target))
+                    .ok_or_else(|| ImageError::Archive(format!("entry {name:?}: link escapes the archive")))?;
                 links.push((name, joined));
             }
             _ => {}
@@ -125,7 +150,11 @@ fn stage(store: &ImageStore, archive: &Path) -> Result<Staging, ImageError> {
     }
     for (name, target) in links {
         if let Some(s) = staging.files.get(&target) {
-            let copy = Staged { path: s.path.clone(), digest: s.digest.clone(), size: s.size };
+            let copy = Staged {
+                path: s.path.clone(),
+                digest: s.digest.clone(),
+                size: s.size,
+            };
             staging.files.insert(name, copy);
         }
     }
@@ -172,7 +201,9 @@ pub(super) fn import_archive(store: &ImageStore, archive: &Path) -> Result<Vec<I
     } else if staging.files.contains_key("manifest.json") {
         docker_save(&staging)?
     } else {
-        return Err(ImageError::Archive("neither an OCI image layout (index.json) nor a docker save archive (manifest.json)".into()));
+        return Err(ImageError::Archive(
+            "neither an OCI image layout (index.json) nor a docker save archive (manifest.json)".into(),
+        ));
     };
     if candidates.is_empty() {
         return Err(ImageError::Archive("no image for this node's platform in the archive".into()));
@@ -200,7 +231,12 @@ fn oci_layout(st: &Staging) -> Result<Vec<Candidate>, ImageError> {
         // A nested index (multi-platform): pick this node's platform.
         let (digest, bytes) = if desc.media_type().to_string().contains("index") {
             let nested = ImageIndex::from_reader(&bytes[..]).map_err(|e| ImageError::Archive(format!("{digest}: {e}")))?;
-            let Some(m) = nested.manifests().iter().find(|m| m.platform().as_ref().map(|p| p.architecture().to_string() == host_arch()).unwrap_or(true)) else {
+            let Some(m) = nested.manifests().iter().find(|m| {
+                m.platform()
+                    .as_ref()
+                    .map(|p| p.architecture().to_string() == host_arch())
+                    .unwrap_or(true)
+            }) else {
                 continue;
             };
             let d = m.digest().to_string();
@@ -240,7 +276,8 @@ struct DockerEntry {
 }
 
 fn docker_save(st: &Staging) -> Result<Vec<Candidate>, ImageError> {
-    let entries: Vec<DockerEntry> = serde_json::from_slice(&st.read("manifest.json")?).map_err(|e| ImageError::Archive(format!("manifest.json: {e}")))?;
+    let entries: Vec<DockerEntry> =
+        serde_json::from_slice(&st.read("manifest.json")?).map_err(|e| ImageError::Archive(format!("manifest.json: {e}")))?;
     let mut out = Vec::new();
     for e in entries {
         let cfg_file = st.get(&e.config)?;
@@ -253,7 +290,12 @@ fn docker_save(st: &Staging) -> Result<Vec<Candidate>, ImageError> {
         let config = ImageConfiguration::from_reader(&cfg[..]).map_err(|err| ImageError::Archive(format!("{}: {err}", e.config)))?;
         let diff_ids = config.rootfs().diff_ids().clone();
         if diff_ids.len() != e.layers.len() {
-            return Err(ImageError::Archive(format!("{}: {} layers but {} diff_ids", e.config, e.layers.len(), diff_ids.len())));
+            return Err(ImageError::Archive(format!(
+                "{}: {} layers but {} diff_ids",
+                e.config,
+                e.layers.len(),
+                diff_ids.len()
+            )));
         }
         let mut layers = Vec::new();
         for (name, diff_id) in e.layers.iter().zip(&diff_ids) {
@@ -262,11 +304,25 @@ fn docker_save(st: &Staging) -> Result<Vec<Candidate>, ImageError> {
             verify(name, diff_id, &s.digest)?;
             layers.push((s.digest.clone(), s.path.clone(), s.size));
         }
-        let references = e.repo_tags.unwrap_or_default().iter().map(|t| ImageRef::parse(t).map(|r| r.to_string())).collect::<Result<Vec<_>, _>>()?;
+        let references = e
+            .repo_tags
+            .unwrap_or_default()
+            .iter()
+            .map(|t| ImageRef::parse(t).map(|r| r.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
         if references.is_empty() {
-            return Err(ImageError::Archive(format!("{}: image has no RepoTags; tag it before saving", e.config)));
+            return Err(ImageError::Archive(format!(
+                "{}: image has no RepoTags; tag it before saving",
+                e.config
+            )));
         }
-        out.push(Candidate { references, manifest: None, config: (cfg_file.digest.clone(), cfg), layers, diff_ids });
+        out.push(Candidate {
+            references,
+            manifest: None,
+            config: (cfg_file.digest.clone(), cfg),
+            layers,
+            diff_ids,
+        });
     }
     Ok(out)
 }
@@ -280,9 +336,15 @@ fn place_blob(store: &ImageStore, digest: &str, from: &Path) -> Result<(), Image
 }
 
 fn commit(store: &ImageStore, c: Candidate) -> Result<Vec<ImageRecord>, ImageError> {
-    let arch = ImageConfiguration::from_reader(&c.config.1[..]).map(|cfg| cfg.architecture().to_string()).unwrap_or_default();
+    let arch = ImageConfiguration::from_reader(&c.config.1[..])
+        .map(|cfg| cfg.architecture().to_string())
+        .unwrap_or_default();
     if !arch.is_empty() && arch != host_arch() {
-        return Err(ImageError::Archive(format!("image {} is for {arch}; this node is {}", c.references.join(", "), host_arch())));
+        return Err(ImageError::Archive(format!(
+            "image {} is for {arch}; this node is {}",
+            c.references.join(", "),
+            host_arch()
+        )));
     }
     let mut layer_records = Vec::new();
     for ((digest, path, size), diff_id) in c.layers.iter().zip(&c.diff_ids) {
@@ -292,7 +354,12 @@ fn commit(store: &ImageStore, c: Candidate) -> Result<Vec<ImageRecord>, ImageErr
             let mut m = [0u8; 2];
             read_prefix(&mut f, &mut m).map(|n| n == 2 && m == [0x1f, 0x8b])
         });
-        layer_records.push(LayerRecord { digest: digest.clone(), diff_id: diff_id.clone(), size: *size, gzip: gzip.unwrap_or(false) });
+        layer_records.push(LayerRecord {
+            digest: digest.clone(),
+            diff_id: diff_id.clone(),
+            size: *size,
+            gzip: gzip.unwrap_or(false),
+        });
     }
     let config_text = String::from_utf8(c.config.1.clone()).map_err(|_| ImageError::Archive("config is not UTF-8".into()))?;
     let config_path = store.blob_path(&c.config.0);
@@ -308,7 +375,12 @@ fn commit(store: &ImageStore, c: Candidate) -> Result<Vec<ImageRecord>, ImageErr
     };
     Ok(c.references
         .into_iter()
-        .map(|reference| ImageRecord { reference, digest: manifest_digest.clone(), config: config_text.clone(), layers: layer_records.clone() })
+        .map(|reference| ImageRecord {
+            reference,
+            digest: manifest_digest.clone(),
+            config: config_text.clone(),
+            layers: layer_records.clone(),
+        })
         .collect())
 }
 
@@ -318,12 +390,21 @@ fn unpack_once(store: &ImageStore, digest: &str, diff_id: &str, blob: &Path) -> 
     if dest.exists() {
         return Ok(());
     }
-    let work = store.root().join("tmp").join(format!("layer-{}", diff_id.trim_start_matches("sha256:")));
+    let work = store
+        .root()
+        .join("tmp")
+        .join(format!("layer-{}", diff_id.trim_start_matches("sha256:")));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(io_err(&work))?;
-    let mut hashing = HashingReader { inner: open_maybe_gzip(blob)?, hasher: Sha256::new() };
+    let mut hashing = HashingReader {
+        inner: open_maybe_gzip(blob)?,
+        hasher: Sha256::new(),
+    };
     let result = unpack_layer(&mut hashing, &work)
-        .map_err(|source| ImageError::Unpack { digest: digest.into(), source })
+        .map_err(|source| ImageError::Unpack {
+            digest: digest.into(),
+            source,
+        })
         .and_then(|_| io::copy(&mut hashing, &mut io::sink()).map_err(io_err(blob)));
     if let Err(e) = result {
         let _ = std::fs::remove_dir_all(&work);
@@ -332,7 +413,11 @@ fn unpack_once(store: &ImageStore, digest: &str, diff_id: &str, blob: &Path) -> 
     let actual = format!("sha256:{}", hex::encode(hashing.hasher.finalize()));
     if actual != diff_id {
         let _ = std::fs::remove_dir_all(&work);
-        return Err(ImageError::DigestMismatch { name: format!("layer {digest} (uncompressed)"), expected: diff_id.into(), actual });
+        return Err(ImageError::DigestMismatch {
+            name: format!("layer {digest} (uncompressed)"),
+            expected: diff_id.into(),
+            actual,
+        });
     }
     std::fs::rename(&work, &dest).map_err(io_err(&dest))
 }

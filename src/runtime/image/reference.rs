@@ -29,7 +29,10 @@ pub struct RefError {
 impl ImageRef {
     /// Parses and normalises a reference.
     pub fn parse(input: &str) -> Result<ImageRef, RefError> {
-        let err = |reason: &str| RefError { input: input.into(), reason: reason.into() };
+        let err = |reason: &str| RefError {
+            input: input.into(),
+            reason: reason.into(),
+        };
         if input.is_empty() || input.len() > 4096 || input.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(err("empty, too long or contains whitespace"));
         }
@@ -61,17 +64,27 @@ impl ImageRef {
             Some((d, p)) if d.contains('.') || d.contains(':') || d == "localhost" => (d.to_string(), p.to_string()),
             _ => ("docker.io".to_string(), name.to_string()),
         };
-        let path = if domain == "docker.io" && !path.contains('/') { format!("library/{path}") } else { path };
+        let path = if domain == "docker.io" && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
         for component in path.split('/') {
             let ok = !component.is_empty()
-                && component.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && component
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
                 && component.as_bytes()[0].is_ascii_alphanumeric()
                 && component.as_bytes()[component.len() - 1].is_ascii_alphanumeric();
             if !ok {
                 return Err(err("repository must be lowercase letters, digits and separators"));
             }
         }
-        let tag = if tag.is_none() && digest.is_none() { Some("latest".into()) } else { tag };
+        let tag = if tag.is_none() && digest.is_none() {
+            Some("latest".into())
+        } else {
+            tag
+        };
         Ok(ImageRef { domain, path, tag, digest })
     }
 }

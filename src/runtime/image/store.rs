@@ -134,7 +134,9 @@ impl ImageStore {
     /// `in_use` names the pod that still uses the reference, if any.
     pub fn remove(&self, reference: &str, in_use: impl Fn(&str) -> Option<String>) -> Result<ImageInfo, ImageError> {
         let reference = ImageRef::parse(reference)?.to_string();
-        let rec = self.db.get_image(&reference)?.ok_or_else(|| ImageError::NotFound { reference: reference.clone() })?;
+        let rec = self.db.get_image(&reference)?.ok_or_else(|| ImageError::NotFound {
+            reference: reference.clone(),
+        })?;
         if let Some(pod) = in_use(&reference) {
             return Err(ImageError::InUse { reference, pod });
         }
@@ -158,7 +160,9 @@ impl ImageStore {
     /// Looks an image up for running.
     pub fn resolve(&self, image: &str) -> Result<ResolvedImage, ImageError> {
         let reference = ImageRef::parse(image)?.to_string();
-        let rec = self.db.get_image(&reference)?.ok_or_else(|| ImageError::NotFound { reference: reference.clone() })?;
+        let rec = self.db.get_image(&reference)?.ok_or_else(|| ImageError::NotFound {
+            reference: reference.clone(),
+        })?;
         let config = ImageConfiguration::from_reader(rec.config.as_bytes())
             .map_err(|e| ImageError::Archive(format!("stored config of {reference}: {e}")))?;
         let layers = rec.layers.iter().map(|l| self.layer_path(&l.diff_id)).collect();
@@ -169,5 +173,9 @@ impl ImageStore {
 type LayerRef = crate::store::LayerRecord;
 
 fn info(r: &ImageRecord) -> ImageInfo {
-    ImageInfo { reference: r.reference.clone(), digest: r.digest.clone(), size: r.layers.iter().map(|l| l.size).sum() }
+    ImageInfo {
+        reference: r.reference.clone(),
+        digest: r.digest.clone(),
+        size: r.layers.iter().map(|l| l.size).sum(),
+    }
 }

@@ -72,13 +72,31 @@ fn symlink_stays_inside(link: &Path, target: &Path) -> bool {
 /// Unpacks the tar stream `reader` into the empty directory `dest`.
 pub fn unpack_layer<R: Read>(reader: R, dest: &Path) -> Result<(), UnpackError> {
     let mut archive = tar::Archive::new(reader);
-    let entries = archive.entries().map_err(|source| UnpackError::Io { entry: String::new(), source })?;
+    let entries = archive.entries().map_err(|source| UnpackError::Io {
+        entry: String::new(),
+        source,
+    })?;
     for entry in entries {
-        let mut entry = entry.map_err(|source| UnpackError::Io { entry: String::new(), source })?;
-        let raw = entry.path().map_err(|source| UnpackError::Io { entry: String::new(), source })?.into_owned();
+        let mut entry = entry.map_err(|source| UnpackError::Io {
+            entry: String::new(),
+            source,
+        })?;
+        let raw = entry
+            .path()
+            .map_err(|source| UnpackError::Io {
+                entry: String::new(),
+                source,
+            })?
+            .into_owned();
         let name = raw.display().to_string();
-        let refused = |reason| UnpackError::Refused { entry: name.clone(), reason };
-        let io = |source| UnpackError::Io { entry: name.clone(), source };
+        let refused = |reason| UnpackError::Refused {
+            entry: name.clone(),
+            reason,
+        };
+        let io = |source| UnpackError::Io {
+            entry: name.clone(),
+            source,
+        };
         let rel = safe_relative(&raw).map_err(refused)?;
         if rel.as_os_str().is_empty() {
             continue;
@@ -125,7 +143,11 @@ pub fn unpack_layer<R: Read>(reader: R, dest: &Path) -> Result<(), UnpackError> 
                 f.set_permissions(fs::Permissions::from_mode(mode)).map_err(io)?;
             }
             tar::EntryType::Symlink => {
-                let target = entry.link_name().map_err(io)?.ok_or_else(|| refused("symlink without target"))?.into_owned();
+                let target = entry
+                    .link_name()
+                    .map_err(io)?
+                    .ok_or_else(|| refused("symlink without target"))?
+                    .into_owned();
                 if !symlink_stays_inside(&rel, &target) {
                     return Err(refused("symlink target escapes the root"));
                 }
@@ -133,7 +155,11 @@ pub fn unpack_layer<R: Read>(reader: R, dest: &Path) -> Result<(), UnpackError> 
                 symlink(&target, &path).map_err(io)?;
             }
             tar::EntryType::Link => {
-                let target = entry.link_name().map_err(io)?.ok_or_else(|| refused("hard link without target"))?.into_owned();
+                let target = entry
+                    .link_name()
+                    .map_err(io)?
+                    .ok_or_else(|| refused("hard link without target"))?
+                    .into_owned();
                 let target_rel = safe_relative(&target).map_err(|_| refused("hard link target outside the layer"))?;
                 let tparent = target_rel.parent().unwrap_or(Path::new(""));
                 ensure_parents(dest, tparent).map_err(|_| refused("hard link target behind a symlink"))?;
@@ -269,7 +295,11 @@ mod tests {
 
     #[test]
     fn writing_through_a_symlink_is_refused() {
-        let err = unpack(&[("link", tar::EntryType::Symlink, "/tmp"), ("link/evil", tar::EntryType::Regular, "")]).unwrap_err();
+        let err = unpack(&[
+            ("link", tar::EntryType::Symlink, "/tmp"),
+            ("link/evil", tar::EntryType::Regular, ""),
+        ])
+        .unwrap_err();
         assert!(err.to_string().contains("through a symlink"), "{err}");
     }
 

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Installs the shoal binary and its systemd unit. Run as root from a built tree
+# (cargo build --release) or with SHOAL_BIN pointing at a binary.
+set -eu
+cd "$(dirname "$0")"
+bin=${SHOAL_BIN:-target/release/shoal}
+[ -x "$bin" ] || { echo "no binary at $bin: cargo build --release first" >&2; exit 1; }
+install -m 0755 "$bin" /usr/local/bin/shoal
+install -m 0644 systemd/shoal.service /etc/systemd/system/shoal.service
+mkdir -p /var/lib/shoal
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+  echo "installed; start with: systemctl enable --now shoal"
+else
+  echo "installed /usr/local/bin/shoal and /etc/systemd/system/shoal.service (systemd not running here)"
+fi

@@ -1,0 +1,13 @@
+#!/bin/sh
+# Installs the Debian packages Shoal builds and runs with, if missing.
+set -eu
+need=""
+for p in libseccomp-dev busybox-static pkg-config iproute2 ca-certificates systemd; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
+done
+if [ -n "$need" ]; then
+  echo "installing:$need"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+fi
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }

@@ -1,0 +1,9 @@
+#!/bin/sh
+# The second command: the whole test suite (unit, property, and integration
+# tests with real containers; needs root). Installs missing packages first.
+set -eu
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "run as root: the integration tests start real containers" >&2; exit 1; }
+scripts/deps.sh
+images/build.sh
+cargo test --all-targets -- --test-threads 2
