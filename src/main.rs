@@ -3,7 +3,10 @@
 use clap::Parser;
 
 fn main() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG").unwrap_or_else(|_| "info".into());
+    // Shims log only errors by default: libcontainer is chatty at info.
+    let shim = std::env::args().nth(1).as_deref() == Some("shim");
+    let default = if shim { "error" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG").unwrap_or_else(|_| default.into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -88,6 +88,8 @@ pub(super) async fn up(a: AgentArgs) -> Result<i32> {
 pub(super) enum ShimCmd {
     /// Create, start and supervise the container of BUNDLE.
     Run { bundle: PathBuf },
+    /// Run a plain OCI bundle to its exit (benchmarks).
+    RunBundle { bundle: PathBuf, id: String },
     /// Create and pin a pod's namespaces under DIR.
     Sandbox { dir: PathBuf, hostname: String },
     /// Run a command in container ID.
@@ -102,6 +104,7 @@ pub(super) enum ShimCmd {
 pub(super) fn shim(cmd: ShimCmd) -> ! {
     match cmd {
         ShimCmd::Run { bundle } => crate::runtime::shim::run(&bundle),
+        ShimCmd::RunBundle { bundle, id } => crate::runtime::shim::run_bundle(&bundle, &id),
         ShimCmd::Sandbox { dir, hostname } => match crate::runtime::sandbox::create(&dir, &hostname) {
             Ok(()) => std::process::exit(0),
             Err(e) => {

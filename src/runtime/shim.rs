@@ -115,7 +115,10 @@ pub fn remove_stale(oci_root: &Path, id: &str) {
 }
 
 fn create_and_start(cfg: &ShimConfig, bundle: &Path) -> Result<i32, RuntimeError> {
-    mount_rootfs(bundle, &cfg.layers)?;
+    // No layers: the bundle brings its own rootfs (the `run-bundle` benchmark path).
+    if !cfg.layers.is_empty() {
+        mount_rootfs(bundle, &cfg.layers)?;
+    }
     std::fs::create_dir_all(&cfg.oci_root).map_err(io(&cfg.oci_root))?;
     remove_stale(&cfg.oci_root, &cfg.id);
     let log = OpenOptions::new().create(true).append(true).open(&cfg.log).map_err(io(&cfg.log))?;
@@ -197,6 +200,32 @@ fn run_inner(bundle: &Path) -> Result<(), RuntimeError> {
     std::fs::write(&tmp, serde_json::to_vec(&info).expect("plain struct")).map_err(io(&tmp))?;
     std::fs::rename(&tmp, bundle.join("exit.json")).map_err(io(&tmp))?;
     Ok(())
+}
+
+/// Entry point of `shoal shim run-bundle BUNDLE ID`: the shim's create,
+/// start, wait and delete on a plain OCI bundle, for comparison with other
+/// runtimes on the very same bundle. Exits with the container's code.
+pub fn run_bundle(bundle: &Path, id: &str) -> ! {
+    let cfg = ShimConfig {
+        id: id.into(),
+        oci_root: PathBuf::from("/tmp/shoal-bench-state"),
+        log: PathBuf::from("/dev/null"),
+        layers: Vec::new(),
+        cgroup: String::new(),
+    };
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    match create_and_start(&cfg, bundle) {
+        Ok(pid) => {
+            let (code, _) = wait_for(pid);
+            remove_stale(&cfg.oci_root, id);
+            std::process::exit(code)
+        }
+        Err(e) => {
+            remove_stale(&cfg.oci_root, id);
+            eprintln!("{e}");
+            std::process::exit(125)
+        }
+    }
 }
 
 /// Reaps children until `pid` exits; returns its exit code and signal.

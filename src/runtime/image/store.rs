@@ -142,7 +142,7 @@ impl ImageStore {
         }
         self.db.delete_image(&reference)?;
         let rest = self.db.list_images()?;
-        let keep = |f: &dyn Fn(&LayerRef) -> bool| rest.iter().flat_map(|i| i.layers.iter()).any(|l| f(l));
+        let keep = |f: &dyn Fn(&LayerRef) -> bool| rest.iter().flat_map(|i| i.layers.iter()).any(f);
         for layer in &rec.layers {
             if !keep(&|l| l.digest == layer.digest) {
                 let _ = std::fs::remove_file(self.blob_path(&layer.digest));
