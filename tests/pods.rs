@@ -245,3 +245,40 @@ fn exec_runs_in_the_container_and_returns_its_exit_code() {
     let missing = node.cli(&["exec", "nope", "--", "true"]);
     assert!(!missing.status.success() && stderr(&missing).contains("not found"));
 }
+
+#[test]
+fn logs_follow_streams_new_output_until_the_pod_goes() {
+    use std::io::{BufRead, BufReader};
+    let node = TestNode::start("follow");
+    let out = node.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: ticker}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: localhost/busybox\n    command: [sh, -c, 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done']\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    node.wait_running("ticker");
+    let mut follow = std::process::Command::new(BIN)
+        .args(["logs", "-f", "ticker"])
+        .env("SHOAL_CONFIG", node.dir.join("admin.conf"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
+    let mut seen = 0;
+    for line in lines.by_ref().take(15) {
+        let line = line.unwrap();
+        let n: u32 = line.trim_start_matches("tick ").parse().unwrap();
+        assert!(n > seen, "lines out of order: {n} after {seen}");
+        seen = n;
+    }
+    assert!(seen >= 15, "follow stopped early at {seen}");
+    node.ok(&["delete", "pod", "ticker"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(st) = follow.try_wait().unwrap() {
+            assert!(st.success());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "logs -f did not end after the pod was deleted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

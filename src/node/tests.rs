@@ -28,6 +28,27 @@ fn starts(fx: &[Effect]) -> Vec<String> {
         .collect()
 }
 
+fn apply(n: &mut Node, spec: &str, now: u64) -> Vec<Effect> {
+    n.handle(
+        Input::Apply {
+            pod: pod(spec),
+            uid: "u".into(),
+        },
+        now,
+    )
+}
+
+fn started(n: &mut Node, c: &str, pid: i32, now: u64) -> Vec<Effect> {
+    n.handle(
+        Input::Started {
+            key: key(),
+            container: c.into(),
+            pid,
+        },
+        now,
+    )
+}
+
 fn exit(code: i32, started: u64, finished: u64) -> ExitInfo {
     ExitInfo {
         exit_code: code,
@@ -62,57 +83,23 @@ fn init_containers_run_in_order_before_the_app() {
         0,
     );
     assert_eq!(starts(&fx), ["i1"]);
-    n.handle(
-        Input::Started {
-            key: key(),
-            container: "i1".into(),
-            pid: 10,
-        },
-        1,
-    );
+    started(&mut n, "i1", 10, 1);
     assert_eq!(starts(&exited(&mut n, "i1", 0, 2)), ["i2"]);
-    n.handle(
-        Input::Started {
-            key: key(),
-            container: "i2".into(),
-            pid: 11,
-        },
-        3,
-    );
+    started(&mut n, "i2", 11, 3);
     assert_eq!(starts(&exited(&mut n, "i2", 0, 4)), ["app"]);
     assert_eq!(n.status(&key()).unwrap().phase, Phase::Pending);
-    n.handle(
-        Input::Started {
-            key: key(),
-            container: "app".into(),
-            pid: 12,
-        },
-        5,
-    );
+    started(&mut n, "app", 12, 5);
     assert_eq!(n.status(&key()).unwrap().phase, Phase::Running);
 }
 
 #[test]
 fn crashing_container_restarts_with_doubling_back_off() {
     let mut n = node();
-    n.handle(
-        Input::Apply {
-            pod: pod("{containers: [{name: c, image: busybox}]}"),
-            uid: "u".into(),
-        },
-        0,
-    );
+    apply(&mut n, "{containers: [{name: c, image: busybox}]}", 0);
     let mut now = 0;
     let mut delays = Vec::new();
     for round in 0..5 {
-        n.handle(
-            Input::Started {
-                key: key(),
-                container: "c".into(),
-                pid: 100 + round,
-            },
-            now,
-        );
+        started(&mut n, "c", 100 + round, now);
         now += 1000;
         let fx = exited(&mut n, "c", 1, now);
         assert!(starts(&fx).is_empty(), "restarted without waiting");
@@ -131,21 +118,8 @@ fn crashing_container_restarts_with_doubling_back_off() {
 #[test]
 fn on_failure_pod_that_exits_zero_succeeds() {
     let mut n = node();
-    n.handle(
-        Input::Apply {
-            pod: pod("{restartPolicy: OnFailure, containers: [{name: c, image: busybox}]}"),
-            uid: "u".into(),
-        },
-        0,
-    );
-    n.handle(
-        Input::Started {
-            key: key(),
-            container: "c".into(),
-            pid: 5,
-        },
-        1,
-    );
+    apply(&mut n, "{restartPolicy: OnFailure, containers: [{name: c, image: busybox}]}", 0);
+    started(&mut n, "c", 5, 1);
     let fx = exited(&mut n, "c", 0, 2);
     assert!(starts(&fx).is_empty());
     let st = n.status(&key()).unwrap();
@@ -156,21 +130,8 @@ fn on_failure_pod_that_exits_zero_succeeds() {
 #[test]
 fn never_policy_failure_fails_the_pod() {
     let mut n = node();
-    n.handle(
-        Input::Apply {
-            pod: pod("{restartPolicy: Never, containers: [{name: c, image: busybox}]}"),
-            uid: "u".into(),
-        },
-        0,
-    );
-    n.handle(
-        Input::Started {
-            key: key(),
-            container: "c".into(),
-            pid: 5,
-        },
-        1,
-    );
+    apply(&mut n, "{restartPolicy: Never, containers: [{name: c, image: busybox}]}", 0);
+    started(&mut n, "c", 5, 1);
     exited(&mut n, "c", 3, 2);
     assert_eq!(n.status(&key()).unwrap().phase, Phase::Failed);
     assert_eq!(n.next_wake(), None);
@@ -179,21 +140,8 @@ fn never_policy_failure_fails_the_pod() {
 #[test]
 fn oom_kill_is_reported_as_oomkilled() {
     let mut n = node();
-    n.handle(
-        Input::Apply {
-            pod: pod("{restartPolicy: Never, containers: [{name: c, image: busybox}]}"),
-            uid: "u".into(),
-        },
-        0,
-    );
-    n.handle(
-        Input::Started {
-            key: key(),
-            container: "c".into(),
-            pid: 5,
-        },
-        1,
-    );
+    apply(&mut n, "{restartPolicy: Never, containers: [{name: c, image: busybox}]}", 0);
+    started(&mut n, "c", 5, 1);
     let e = ExitInfo {
         exit_code: 137,
         signal: Some(9),
@@ -215,21 +163,12 @@ fn oom_kill_is_reported_as_oomkilled() {
 #[test]
 fn delete_sends_term_then_kill_after_grace_then_tears_down() {
     let mut n = node();
-    n.handle(
-        Input::Apply {
-            pod: pod("{terminationGracePeriodSeconds: 5, containers: [{name: c, image: busybox}]}"),
-            uid: "u".into(),
-        },
+    apply(
+        &mut n,
+        "{terminationGracePeriodSeconds: 5, containers: [{name: c, image: busybox}]}",
         0,
     );
-    n.handle(
-        Input::Started {
-            key: key(),
-            container: "c".into(),
-            pid: 42,
-        },
-        1,
-    );
+    started(&mut n, "c", 42, 1);
     let fx = n.handle(Input::Delete(key()), 1000);
     assert!(fx.contains(&Effect::Kill {
         pid: 42,
@@ -249,21 +188,8 @@ fn delete_sends_term_then_kill_after_grace_then_tears_down() {
 #[test]
 fn lost_container_after_reboot_starts_again_at_once() {
     let mut n = node();
-    n.handle(
-        Input::Apply {
-            pod: pod("{containers: [{name: c, image: busybox}]}"),
-            uid: "u".into(),
-        },
-        0,
-    );
-    n.handle(
-        Input::Started {
-            key: key(),
-            container: "c".into(),
-            pid: 42,
-        },
-        1,
-    );
+    apply(&mut n, "{containers: [{name: c, image: busybox}]}", 0);
+    started(&mut n, "c", 42, 1);
     let saved = n.status(&key()).unwrap();
     let mut after = node();
     after.restore(*pod("{containers: [{name: c, image: busybox}]}"), "u".into(), &saved, 50_000);
@@ -284,13 +210,7 @@ fn a_seeded_random_history_never_runs_two_copies_of_a_container() {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5_0A1);
     let mut n = node();
-    n.handle(
-        Input::Apply {
-            pod: pod("{containers: [{name: a, image: busybox}, {name: b, image: busybox}]}"),
-            uid: "u".into(),
-        },
-        0,
-    );
+    apply(&mut n, "{containers: [{name: a, image: busybox}, {name: b, image: busybox}]}", 0);
     let mut live: BTreeMap<String, bool> = BTreeMap::new();
     let mut now = 0u64;
     for _ in 0..2000 {
