@@ -42,6 +42,14 @@ fn apply_runs_logs_and_deletes_a_pod() {
                 .contains(") Z")
     );
     assert!(node.container_pids().is_empty(), "processes left in the pod's cgroups");
+    let pods = node.dir.join("pods");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::fs::read_dir(&pods).map(|d| d.count()).unwrap_or(0) > 0 {
+        assert!(std::time::Instant::now() < deadline, "pod directory left behind");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(pods.to_str().unwrap()), "mounts left behind");
 }
 
 #[test]

@@ -240,6 +240,22 @@ impl Driver {
                 return;
             }
         };
+        // A teardown cut short by a stop of the agent finishes now.
+        let known: std::collections::HashSet<&str> = pods.iter().map(|p| p.uid.as_str()).collect();
+        let pods_dir = self.runtime.paths().data.join("pods");
+        for e in std::fs::read_dir(&pods_dir).into_iter().flatten().flatten() {
+            let uid = e.file_name().to_string_lossy().into_owned();
+            if !known.contains(uid.as_str()) {
+                let containers: Vec<String> = std::fs::read_dir(e.path().join("containers"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|c| c.file_name().to_string_lossy().into_owned())
+                    .collect();
+                info!(%uid, "removing leftovers of a deleted pod");
+                self.runtime.delete_pod(&uid, &containers);
+            }
+        }
         let now = now_ms();
         for rec in pods {
             let key = rec.key();
