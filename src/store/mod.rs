@@ -171,12 +171,23 @@ impl Store {
 
     /// All pods, ordered by namespace and name.
     pub fn list_pods(&self) -> Result<Vec<PodRecord>, StoreError> {
+        self.query_pods(
+            "SELECT manifest, uid, created_at, status, runtime FROM pods ORDER BY namespace, name",
+            &[],
+        )
+    }
+
+    /// One pod.
+    pub fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<PodRecord>, StoreError> {
+        let sql = "SELECT manifest, uid, created_at, status, runtime FROM pods WHERE namespace = ?1 AND name = ?2";
+        Ok(self.query_pods(sql, &[&namespace, &name])?.pop())
+    }
+
+    fn query_pods(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<PodRecord>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached("SELECT manifest, uid, created_at, status, runtime FROM pods ORDER BY namespace, name")
-            .map_err(|e| self.err(e))?;
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map(args, |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get(1)?,
@@ -198,14 +209,6 @@ impl Store {
             });
         }
         Ok(out)
-    }
-
-    /// One pod.
-    pub fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<PodRecord>, StoreError> {
-        Ok(self
-            .list_pods()?
-            .into_iter()
-            .find(|p| p.key() == (namespace.to_string(), name.to_string())))
     }
 
     /// Removes a pod; true if it existed.
