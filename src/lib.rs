@@ -1,4 +1,11 @@
 //! Shoal: a single-binary edge orchestrator.
+//!
+//! # Layout
+//! Modules follow the path of an `apply` (docs/ARCHITECTURE.md has the details):
+//! `cli` → `transport` (QUIC, mTLS, frames) → `daemon` (wiring, API handlers)
+//! → `api` (manifests, validation) → `node` (sans-IO reconcile core and its
+//! driver) → `runtime` (images, bundles, the libcontainer shim) and `store`
+//! (SQLite).
 pub mod api;
 pub mod cli;
 pub mod daemon;

@@ -1,7 +1,7 @@
 //! `shoal exec POD [-c CONTAINER] -- CMD...`
 
 use super::Ctx;
-use crate::api::wire::{PodRef, Reply, Request};
+use crate::api::wire::{PodRef, Request};
 use crate::transport::framing::{read_frame, Frame};
 use anyhow::{bail, Result};
 use std::io::Write;
@@ -27,10 +27,7 @@ pub(super) async fn run(ctx: &Ctx, a: Args) -> Result<i32> {
         container: a.container,
         command: a.command,
     };
-    let (mut call, reply) = ctx.call(&req).await?;
-    if let Reply::Error { message } = reply {
-        bail!(message);
-    }
+    let mut call = ctx.stream(&req).await?;
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     while let Some(f) = read_frame(&mut call.recv).await? {
         match f {

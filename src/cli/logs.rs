@@ -1,9 +1,9 @@
 //! `shoal logs [-f] [-c CONTAINER] POD`
 
 use super::Ctx;
-use crate::api::wire::{PodRef, Reply, Request};
+use crate::api::wire::{PodRef, Request};
 use crate::transport::framing::{read_frame, Frame};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::io::Write;
 
 #[derive(clap::Args, Debug)]
@@ -27,10 +27,7 @@ pub(super) async fn run(ctx: &Ctx, a: Args) -> Result<i32> {
         container: a.container,
         follow: a.follow,
     };
-    let (mut call, reply) = ctx.call(&req).await?;
-    if let Reply::Error { message } = reply {
-        bail!(message);
-    }
+    let mut call = ctx.stream(&req).await?;
     let mut out = std::io::stdout();
     while let Some(f) = read_frame(&mut call.recv).await? {
         if let Frame::Stdout(b) = f {

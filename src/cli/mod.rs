@@ -144,6 +144,15 @@ impl Ctx {
         ))
     }
 
+    /// A request answered by `Reply::Streaming` and data frames; server errors become errors.
+    async fn stream(&self, req: &Request) -> Result<Call> {
+        let (call, reply) = self.call(req).await?;
+        match reply {
+            Reply::Error { message } => Err(anyhow!(message)),
+            _ => Ok(call),
+        }
+    }
+
     /// A request whose reply is all there is; server errors become errors.
     async fn simple(&self, req: &Request) -> Result<Reply> {
         let (call, reply) = self.call(req).await?;

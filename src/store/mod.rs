@@ -151,7 +151,6 @@ impl Store {
     /// Inserts or replaces a pod.
     pub fn put_pod(&self, rec: &PodRecord) -> Result<(), StoreError> {
         let (ns, name) = rec.key();
-        let j = |v: &dyn erased::Json| v.json();
         self.conn()
             .execute(
                 "INSERT OR REPLACE INTO pods VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -159,10 +158,10 @@ impl Store {
                     ns,
                     name,
                     rec.uid,
-                    j(&rec.pod),
+                    json(&rec.pod),
                     rec.created_at as i64,
-                    j(&rec.status),
-                    j(&rec.runtime)
+                    json(&rec.status),
+                    json(&rec.runtime)
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -285,16 +284,8 @@ impl Store {
     }
 }
 
-mod erased {
-    /// Object-safe JSON encoding for the column helper above.
-    pub trait Json {
-        fn json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn json(&self) -> String {
-            serde_json::to_string(self).expect("stored types serialise")
-        }
-    }
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("stored types serialise")
 }
 
 #[cfg(test)]
