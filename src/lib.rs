@@ -9,6 +9,8 @@
 pub mod api;
 pub mod cli;
 pub mod daemon;
+pub mod gossip;
+pub mod join;
 pub mod node;
 pub mod runtime;
 pub mod store;

@@ -66,6 +66,22 @@ pub enum Request {
         /// Image reference.
         reference: String,
     },
+    /// The members as the node asked sees them.
+    GetNodes,
+    /// Leave the cluster gracefully and stop the agent (node credentials or admin).
+    Leave,
+    /// Create a join token (admin only, on a node holding the CA).
+    TokenCreate {
+        /// Lifetime in seconds.
+        ttl_secs: u64,
+    },
+    /// List join tokens (admin only).
+    TokenList,
+    /// Remove a join token (admin only).
+    TokenRemove {
+        /// Token id.
+        id: String,
+    },
 }
 
 /// What happened to one applied object.
@@ -127,6 +143,35 @@ pub enum Reply {
     Images {
         /// The list.
         images: Vec<ImageInfo>,
+    },
+    /// Members.
+    Nodes {
+        /// The list, the node asked first.
+        nodes: Vec<crate::gossip::NodeView>,
+    },
+    /// The node left the cluster and is stopping.
+    Left {
+        /// Its name.
+        name: String,
+    },
+    /// A new join token.
+    Token {
+        /// The whole token; shown once.
+        token: String,
+        /// Its id.
+        id: String,
+        /// Unix ms.
+        expires_ms: u64,
+    },
+    /// Join tokens (no secrets).
+    Tokens {
+        /// The list.
+        tokens: Vec<crate::store::TokenRecord>,
+    },
+    /// A token was removed.
+    TokenRemoved {
+        /// Its id.
+        id: String,
     },
     /// The request failed; nothing changed unless `message` says so.
     Error {

@@ -1,7 +1,8 @@
-//! `shoal up`, `init`, `agent`, and the hidden `shim` helper.
+//! `shoal up`, `init`, `agent`, `join`, `leave`, and the hidden `shim` helper.
 
-use crate::daemon::{self, shutdown, Config, DEFAULT_PORT};
-use anyhow::{Context, Result};
+use crate::daemon::{self, shutdown, Config, InitOptions, DEFAULT_PORT};
+use crate::join::token::JoinToken;
+use anyhow::{bail, Context, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -10,12 +11,6 @@ pub(super) struct AgentArgs {
     /// Data dir: store, images, credentials, pods.
     #[arg(long, default_value = "/var/lib/shoal")]
     data_dir: PathBuf,
-    /// UDP address for the API.
-    #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))]
-    listen: SocketAddr,
-    /// Node name (default: the hostname).
-    #[arg(long)]
-    name: Option<String>,
     /// First restart back-off in milliseconds (Kubernetes: 10000).
     #[arg(long, default_value_t = 10_000)]
     backoff_base_ms: u64,
@@ -24,29 +19,98 @@ pub(super) struct AgentArgs {
     backoff_max_ms: u64,
 }
 
+/// Who a new node is (`init`, `up`, `join`).
+#[derive(clap::Args, Debug)]
+pub(super) struct NodeArgs {
+    /// Node name (default: the hostname).
+    #[arg(long)]
+    name: Option<String>,
+    /// UDP address for the API and gossip.
+    #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))]
+    listen: SocketAddr,
+    /// Address other nodes use (default: the listen IP, else this host's address).
+    #[arg(long)]
+    advertise: Option<SocketAddr>,
+    /// A node label, KEY=VALUE (repeatable).
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    /// The node's zone.
+    #[arg(long)]
+    zone: Option<String>,
+}
+
+impl NodeArgs {
+    fn options(&self, data_dir: &std::path::Path) -> Result<InitOptions> {
+        let mut o = InitOptions::new(data_dir.to_path_buf());
+        if let Some(n) = &self.name {
+            o.name = n.clone();
+        }
+        crate::api::validate::dns_label(&o.name).map_err(|e| anyhow::anyhow!("node name {:?}: {e} (give --name)", o.name))?;
+        o.listen = self.listen;
+        o.advertise = self.advertise;
+        o.labels = daemon::settings::parse_labels(&self.labels).map_err(anyhow::Error::msg)?;
+        o.zone = self.zone.clone();
+        Ok(o)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub(super) struct InitArgs {
+    /// Data dir for the new cluster.
+    #[arg(long, default_value = "/var/lib/shoal")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub(super) struct UpArgs {
+    #[command(flatten)]
+    agent: AgentArgs,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub(super) struct JoinArgs {
+    /// A node of the cluster that holds the CA (the one that ran `shoal init`).
+    addr: SocketAddr,
+    /// The join token from `shoal token create`.
+    #[arg(long, env = "SHOAL_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Data dir for this node.
+    #[arg(long, default_value = "/var/lib/shoal")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub(super) struct LeaveArgs {
+    /// Data dir of the node that leaves.
+    #[arg(long, default_value = "/var/lib/shoal")]
+    data_dir: PathBuf,
+}
+
 impl AgentArgs {
     fn config(&self) -> Config {
         let mut c = Config::new(self.data_dir.clone());
-        c.listen = self.listen;
-        if let Some(n) = &self.name {
-            c.node_name = n.clone();
-        }
         c.backoff_base_ms = self.backoff_base_ms;
         c.backoff_max_ms = self.backoff_max_ms.max(self.backoff_base_ms);
         c
     }
 }
 
-pub(super) fn init(a: AgentArgs) -> Result<i32> {
-    let cfg = a.config();
-    if daemon::init(&cfg)? {
+pub(super) fn init(a: InitArgs) -> Result<i32> {
+    let opts = a.node.options(&a.data_dir)?;
+    if daemon::init(&opts)? {
         println!(
             "cluster created in {}; admin credentials: {}",
-            cfg.data_dir.display(),
-            cfg.data_dir.join("admin.conf").display()
+            opts.data_dir.display(),
+            opts.data_dir.join("admin.conf").display()
         );
     } else {
-        println!("{} already holds a cluster", cfg.data_dir.display());
+        println!("{} already holds a cluster", opts.data_dir.display());
     }
     Ok(0)
 }
@@ -54,34 +118,91 @@ pub(super) fn init(a: AgentArgs) -> Result<i32> {
 pub(super) async fn agent(a: AgentArgs) -> Result<i32> {
     let cfg = a.config();
     let (trigger, shutdown) = shutdown::channel();
+    let trigger = std::sync::Arc::new(trigger);
+    let on_signal = trigger.clone();
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
         tokio::select! {
             _ = term.recv() => {},
             _ = tokio::signal::ctrl_c() => {},
         }
-        trigger.fire();
+        on_signal.fire();
     });
-    daemon::run(cfg, shutdown).await.context("agent")?;
+    daemon::run(cfg, trigger, shutdown).await.context("agent")?;
     Ok(0)
 }
 
-pub(super) async fn up(a: AgentArgs) -> Result<i32> {
-    let cfg = a.config();
-    if daemon::init(&cfg)? {
-        eprintln!("new cluster in {}", cfg.data_dir.display());
+pub(super) async fn up(a: UpArgs) -> Result<i32> {
+    let opts = a.node.options(&a.agent.data_dir)?;
+    if daemon::init(&opts)? {
+        eprintln!("new cluster in {}", opts.data_dir.display());
     }
     // On the default data dir, make the credentials the user's default, as k3s does.
-    if cfg.data_dir == std::path::Path::new("/var/lib/shoal") {
+    if opts.data_dir == std::path::Path::new("/var/lib/shoal") {
         if let Some(home) = std::env::var_os("HOME") {
             let dest = PathBuf::from(home).join(".shoal/config");
             if !dest.exists() {
                 std::fs::create_dir_all(dest.parent().expect("has parent"))?;
-                std::fs::copy(cfg.data_dir.join("admin.conf"), &dest)?;
+                std::fs::copy(opts.data_dir.join("admin.conf"), &dest)?;
             }
         }
     }
-    agent(a).await
+    agent(a.agent).await
+}
+
+pub(super) async fn join(a: JoinArgs) -> Result<i32> {
+    let token = JoinToken::parse(&a.token)?;
+    let opts = a.node.options(&a.data_dir)?;
+    if let Ok(s) = daemon::settings::NodeSettings::load(&opts.data_dir) {
+        bail!(
+            "{} already holds node {} of a cluster; use another --data-dir",
+            opts.data_dir.display(),
+            s.name
+        );
+    }
+    let advertise = opts
+        .advertise
+        .unwrap_or_else(|| daemon::settings::advertise_for(opts.listen, Some(a.addr)));
+    let joined = crate::join::client::join(a.addr, &token, &opts.name, advertise).await?;
+    daemon::write_joined(&opts, advertise, a.addr, &joined)?;
+    println!(
+        "node {} joined the cluster at {}; start it with: shoal agent --data-dir {}",
+        opts.name,
+        a.addr,
+        opts.data_dir.display()
+    );
+    Ok(0)
+}
+
+/// Asks the local agent to leave, with the node's own credentials.
+pub(super) async fn leave(a: LeaveArgs) -> Result<i32> {
+    let me = daemon::settings::NodeSettings::load(&a.data_dir)?;
+    let pki = a.data_dir.join("pki");
+    let id = crate::transport::pki::load_identity(&pki, "node")?;
+    let ca = std::fs::read_to_string(pki.join("ca.crt")).with_context(|| format!("reading {}", pki.join("ca.crt").display()))?;
+    let server = if me.listen.ip().is_unspecified() {
+        SocketAddr::new(std::net::IpAddr::from([127, 0, 0, 1]), me.listen.port())
+    } else {
+        me.listen
+    };
+    let cfg = crate::transport::pki::ClientConfig {
+        server,
+        ca,
+        cert: id.cert,
+        key: id.key,
+    };
+    let (endpoint, conn) = crate::transport::quic::connect(&cfg, None).await?;
+    let reply = super::request_on(&conn, &crate::api::wire::Request::Leave).await?;
+    conn.close(0u32.into(), b"done");
+    endpoint.wait_idle().await;
+    match reply {
+        crate::api::wire::Reply::Left { name } => {
+            println!("node {name} left the cluster; its agent has stopped");
+            Ok(0)
+        }
+        crate::api::wire::Reply::Error { message } => bail!(message),
+        other => bail!("unexpected reply {other:?}"),
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]

@@ -1,4 +1,4 @@
-//! `shoal get pods` and `shoal describe pod NAME`.
+//! `shoal get pods|nodes` and `shoal describe pod NAME`.
 
 use super::{age, Ctx, Output};
 use crate::api::status::ContainerState;
@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 
 #[derive(clap::Args, Debug)]
 pub(super) struct GetArgs {
-    /// Kind: `pods`.
+    /// Kind: `pods` or `nodes`.
     kind: String,
     /// One pod by name.
     name: Option<String>,
@@ -29,7 +29,7 @@ pub(super) struct DescribeArgs {
 
 fn pod_kind(kind: &str) -> Result<()> {
     if !matches!(kind, "pod" | "pods" | "po") {
-        bail!("kind {kind:?} is not supported yet (use pods)");
+        bail!("kind {kind:?} is not supported yet (use pods or nodes)");
     }
     Ok(())
 }
@@ -114,6 +114,9 @@ fn table(pods: &[PodView], wide: bool, all: bool) {
 }
 
 pub(super) async fn get(ctx: &Ctx, a: GetArgs) -> Result<i32> {
+    if super::nodes::is_kind(&a.kind) {
+        return super::nodes::get(ctx, a.name, a.output).await;
+    }
     pod_kind(&a.kind)?;
     let req = match &a.name {
         Some(n) => Request::GetPod(PodRef {

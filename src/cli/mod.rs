@@ -6,8 +6,11 @@ mod apply;
 mod delete;
 mod exec;
 mod get;
+mod hollow;
 mod image;
 mod logs;
+mod nodes;
+mod token;
 
 use crate::api::wire::{Reply, Request};
 use crate::transport::framing::{read_frame, write_frame, Frame};
@@ -37,12 +40,21 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Start a one-node cluster here (init if needed, then run the agent).
-    Up(agent::AgentArgs),
+    /// Start a cluster here (init if needed, then run the agent).
+    Up(agent::UpArgs),
     /// Create a new cluster in the data dir and exit.
-    Init(agent::AgentArgs),
+    Init(agent::InitArgs),
     /// Run this node's agent in the foreground (the systemd unit's command).
     Agent(agent::AgentArgs),
+    /// Join a cluster with a token, write the data dir and exit.
+    Join(agent::JoinArgs),
+    /// Leave the cluster gracefully and stop this node's agent.
+    Leave(agent::LeaveArgs),
+    /// Manage join tokens (admin, on the node that ran `init`).
+    #[command(subcommand)]
+    Token(token::Cmd),
+    /// Run many gossip members in one process (fleet-size tests).
+    Hollow(hollow::Args),
     /// Create or update objects from YAML (`-f -` reads stdin).
     Apply(apply::Args),
     /// List objects.
@@ -80,6 +92,10 @@ impl Cli {
                 Command::Up(a) => agent::up(a).await,
                 Command::Init(a) => agent::init(a),
                 Command::Agent(a) => agent::agent(a).await,
+                Command::Join(a) => agent::join(a).await,
+                Command::Leave(a) => agent::leave(a).await,
+                Command::Token(c) => token::run(&ctx, c).await,
+                Command::Hollow(a) => hollow::run(a).await,
                 Command::Apply(a) => apply::run(&ctx, a).await,
                 Command::Get(a) => get::get(&ctx, a).await,
                 Command::Describe(a) => get::describe(&ctx, a).await,
@@ -126,13 +142,7 @@ impl Ctx {
     async fn call(&self, req: &Request) -> Result<(Call, Reply)> {
         let (_, cfg) = self.credentials()?;
         let (endpoint, conn) = quic::connect(&cfg, self.server).await?;
-        let (mut send, mut recv) = conn.open_bi().await.context("opening a stream")?;
-        write_frame(&mut send, &Frame::json(req)).await?;
-        let reply = match read_frame(&mut recv).await {
-            Ok(Some(f)) => f.decode::<Reply>()?,
-            Ok(None) => bail!("the server closed the stream without answering"),
-            Err(e) => return Err(anyhow!(e)).context("the server refused or dropped the connection"),
-        };
+        let (send, recv, reply) = exchange(&conn, req).await?;
         Ok((
             Call {
                 _endpoint: endpoint,
@@ -162,6 +172,23 @@ impl Ctx {
             r => Ok(r),
         }
     }
+}
+
+/// Opens a stream on `conn`, sends `req`, reads the reply frame.
+async fn exchange(conn: &quinn::Connection, req: &Request) -> Result<(quinn::SendStream, quinn::RecvStream, Reply)> {
+    let (mut send, mut recv) = conn.open_bi().await.context("opening a stream")?;
+    write_frame(&mut send, &Frame::json(req)).await?;
+    let reply = match read_frame(&mut recv).await {
+        Ok(Some(f)) => f.decode::<Reply>()?,
+        Ok(None) => bail!("the server closed the stream without answering"),
+        Err(e) => return Err(anyhow!(e)).context("the server refused or dropped the connection"),
+    };
+    Ok((send, recv, reply))
+}
+
+/// One request on an open connection; only the reply.
+async fn request_on(conn: &quinn::Connection, req: &Request) -> Result<Reply> {
+    Ok(exchange(conn, req).await?.2)
 }
 
 /// Output format of `get`.

@@ -24,35 +24,14 @@ pub struct ApiDeps {
     pub runtime: Arc<Runtime>,
     /// The node loop, for writes.
     pub node: mpsc::Sender<NodeCmd>,
+    /// Membership, tokens, leave.
+    pub cluster: super::cluster_api::ClusterDeps,
 }
 
-/// Accepts connections until shutdown.
-pub async fn serve(endpoint: quinn::Endpoint, deps: ApiDeps, mut shutdown: Shutdown) {
-    loop {
-        let incoming = tokio::select! {
-            biased;
-            _ = shutdown.wait() => break,
-            i = endpoint.accept() => match i {
-                Some(i) => i,
-                None => break,
-            },
-        };
-        let deps = deps.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let remote = incoming.remote_address();
-            match incoming.await {
-                Ok(conn) => connection(conn, deps, shutdown).await,
-                // A client without a CA-signed certificate ends here.
-                Err(e) => info!(%remote, error = %e, "refused connection"),
-            }
-        });
-    }
-    endpoint.close(0u32.into(), b"shutdown");
-    info!("api loop is done");
-}
-
-async fn connection(conn: quinn::Connection, deps: ApiDeps, mut shutdown: Shutdown) {
+/// Serves one API connection: a task per stream. `peer` is the client
+/// certificate's common name (`user:admin`, `node:NAME`).
+pub async fn connection(conn: quinn::Connection, peer: String, deps: ApiDeps, mut shutdown: Shutdown) {
+    let peer: Arc<str> = peer.into();
     loop {
         let (send, recv) = tokio::select! {
             biased;
@@ -63,8 +42,9 @@ async fn connection(conn: quinn::Connection, deps: ApiDeps, mut shutdown: Shutdo
             },
         };
         let deps = deps.clone();
+        let peer = peer.clone();
         tokio::spawn(async move {
-            if let Err(e) = stream(send, recv, deps).await {
+            if let Err(e) = stream(send, recv, deps, &peer).await {
                 debug!(error = %e, "api stream ended early");
             }
         });
@@ -79,7 +59,7 @@ fn error(message: impl Into<String>) -> Reply {
     Reply::Error { message: message.into() }
 }
 
-async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: ApiDeps) -> Result<(), FrameError> {
+async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: ApiDeps, peer: &str) -> Result<(), FrameError> {
     let Some(frame) = read_frame(&mut recv).await? else { return Ok(()) };
     let req: Request = match frame.decode() {
         Ok(r) => r,
@@ -160,6 +140,16 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
                 Err(e) => error(e.to_string()),
             };
             reply(&mut send, &r).await?;
+        }
+        Request::GetNodes | Request::Leave | Request::TokenCreate { .. } | Request::TokenList | Request::TokenRemove { .. } => {
+            let r = super::cluster_api::handle(&deps.cluster, peer, req).await;
+            reply(&mut send, &r).await?;
+            if matches!(r, Reply::Left { .. }) {
+                let _ = send.finish();
+                let _ = send.stopped().await;
+                deps.cluster.stop.fire();
+                return Ok(());
+            }
         }
     }
     let _ = send.finish();

@@ -1,9 +1,14 @@
 //! The agent: `init` creates a node's data dir, `run` wires every task.
 
+pub mod accept;
 pub mod api;
+pub mod cluster_api;
+pub mod settings;
 pub mod shutdown;
 pub mod systemd;
 
+use crate::gossip::{self, GossipConfig, MemberId, Membership, NodeMeta, Role};
+use crate::join::client::Joined;
 use crate::node::{driver, Node, NodeConfig};
 use crate::runtime::image::ImageStore;
 use crate::runtime::layout::NodePaths;
@@ -11,7 +16,9 @@ use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::transport::pki::{self, Authority, ClientConfig};
 use crate::transport::quic;
-use shutdown::Shutdown;
+use settings::NodeSettings;
+use shutdown::{Shutdown, Trigger};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,30 +28,71 @@ use tracing::info;
 /// Default API port (UDP).
 pub const DEFAULT_PORT: u16 = 4740;
 
-/// How to run a node.
+/// How to run a node; who it is comes from `DATA/node.yaml`.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Data dir.
     pub data_dir: PathBuf,
-    /// UDP address to listen on.
-    pub listen: SocketAddr,
-    /// Node name; the hostname by default.
-    pub node_name: String,
     /// First restart delay.
     pub backoff_base_ms: u64,
     /// Largest restart delay.
     pub backoff_max_ms: u64,
+    /// Gossip timers.
+    pub gossip: GossipConfig,
 }
 
 impl Config {
-    /// Embedded defaults for a data dir: Kubernetes' back-off, port 4740.
+    /// Embedded defaults for a data dir: Kubernetes' back-off, LAN gossip.
     pub fn new(data_dir: PathBuf) -> Config {
         Config {
             data_dir,
-            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
-            node_name: hostname(),
             backoff_base_ms: 10_000,
             backoff_max_ms: 300_000,
+            gossip: GossipConfig::default(),
+        }
+    }
+}
+
+/// Who a new node is: `init` and `join` options.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Data dir.
+    pub data_dir: PathBuf,
+    /// Node name (default: the hostname).
+    pub name: String,
+    /// UDP address to bind.
+    pub listen: SocketAddr,
+    /// Address others use (default: from `listen` or the interfaces).
+    pub advertise: Option<SocketAddr>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Zone.
+    pub zone: Option<String>,
+}
+
+impl InitOptions {
+    /// Defaults for a data dir: hostname, 0.0.0.0:4740.
+    pub fn new(data_dir: PathBuf) -> InitOptions {
+        InitOptions {
+            data_dir,
+            name: hostname(),
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            advertise: None,
+            labels: BTreeMap::new(),
+            zone: None,
+        }
+    }
+
+    fn settings(&self, role: Role, advertise: SocketAddr, seeds: Vec<SocketAddr>) -> NodeSettings {
+        NodeSettings {
+            name: self.name.clone(),
+            listen: self.listen,
+            advertise,
+            labels: self.labels.clone(),
+            zone: self.zone.clone(),
+            role,
+            seeds,
+            joined_ms: crate::runtime::shim::now_ms(),
         }
     }
 }
@@ -73,6 +121,17 @@ pub enum DaemonError {
     /// The transport failed.
     #[error(transparent)]
     Transport(#[from] quic::TransportError),
+    /// The data dir holds no cluster.
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    /// The data dir already holds a cluster.
+    #[error("{dir} already holds a cluster (node {name}); use another --data-dir")]
+    Exists {
+        /// The data dir.
+        dir: PathBuf,
+        /// The node there.
+        name: String,
+    },
     /// A file could not be written.
     #[error("{path}: {source}")]
     Io {
@@ -83,14 +142,15 @@ pub enum DaemonError {
     },
 }
 
-/// Creates a new one-node cluster in the data dir unless one is there:
-/// CA, node certificate, admin credentials. Returns whether it created one.
-pub fn init(cfg: &Config) -> Result<bool, DaemonError> {
-    let paths = NodePaths::new(&cfg.data_dir);
-    let pki_dir = paths.pki();
-    if pki_dir.join("ca.crt").exists() {
-        return Ok(false);
+fn prepare_dir(data: &std::path::Path) -> Result<PathBuf, DaemonError> {
+    let paths = NodePaths::new(data);
+    if let Ok(existing) = NodeSettings::load(data) {
+        return Err(DaemonError::Exists {
+            dir: data.into(),
+            name: existing.name,
+        });
     }
+    let pki_dir = paths.pki();
     let io = |path: &PathBuf| {
         let path = path.clone();
         move |source| DaemonError::Io { path, source }
@@ -98,15 +158,26 @@ pub fn init(cfg: &Config) -> Result<bool, DaemonError> {
     std::fs::create_dir_all(&pki_dir).map_err(io(&pki_dir))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&paths.data, std::fs::Permissions::from_mode(0o711)).map_err(io(&paths.data))?;
-    let ca = Authority::generate(&cfg.node_name)?;
-    let ips = advertised_ips(cfg.listen);
-    let node = ca.issue_node(&cfg.node_name, &ips)?;
+    Ok(pki_dir)
+}
+
+/// Creates a new cluster in the data dir unless one is there: CA, node
+/// certificate, admin credentials, node.yaml. Returns whether it created one.
+pub fn init(opts: &InitOptions) -> Result<bool, DaemonError> {
+    let paths = NodePaths::new(&opts.data_dir);
+    if paths.pki().join("ca.crt").exists() && NodeSettings::load(&opts.data_dir).is_ok() {
+        return Ok(false);
+    }
+    let pki_dir = prepare_dir(&opts.data_dir)?;
+    let advertise = opts.advertise.unwrap_or_else(|| settings::advertise_for(opts.listen, None));
+    let ca = Authority::generate(&opts.name)?;
+    let node = ca.issue_node(&opts.name, &advertised_ips(opts.listen, advertise))?;
     pki::save_identity(&pki_dir, "node", &node)?;
     let admin = ca.issue_client("admin")?;
-    let server = if cfg.listen.ip().is_unspecified() {
-        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), cfg.listen.port())
+    let server = if opts.listen.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), opts.listen.port())
     } else {
-        cfg.listen
+        opts.listen
     };
     ClientConfig {
         server,
@@ -115,22 +186,49 @@ pub fn init(cfg: &Config) -> Result<bool, DaemonError> {
         key: admin.key,
     }
     .save(&paths.admin_conf())?;
-    // The CA last: its presence marks a complete init.
     ca.save(&pki_dir)?;
+    // The settings last: their presence marks a complete init.
+    opts.settings(Role::Server, advertise, Vec::new()).save(&opts.data_dir)?;
     Ok(true)
 }
 
-fn advertised_ips(listen: SocketAddr) -> Vec<IpAddr> {
+/// Writes what a successful join returned: the node's key and certificate,
+/// the CA, node.yaml with the seeds. Nothing is written on a failed join.
+pub fn write_joined(opts: &InitOptions, advertise: SocketAddr, server: SocketAddr, joined: &Joined) -> Result<(), DaemonError> {
+    let pki_dir = prepare_dir(&opts.data_dir)?;
+    pki::save_identity(
+        &pki_dir,
+        "node",
+        &pki::Identity {
+            cert: joined.cert.clone(),
+            key: joined.key.clone(),
+        },
+    )?;
+    std::fs::write(pki_dir.join("ca.crt"), &joined.ca).map_err(|source| DaemonError::Io {
+        path: pki_dir.join("ca.crt"),
+        source,
+    })?;
+    let mut seeds = vec![server];
+    seeds.extend(joined.seeds.iter().copied().filter(|s| *s != server && *s != advertise));
+    opts.settings(Role::Agent, advertise, seeds).save(&opts.data_dir)?;
+    Ok(())
+}
+
+fn advertised_ips(listen: SocketAddr, advertise: SocketAddr) -> Vec<IpAddr> {
     let mut ips = vec![IpAddr::from([127, 0, 0, 1])];
-    if !listen.ip().is_unspecified() && !ips.contains(&listen.ip()) {
-        ips.push(listen.ip());
+    for ip in [listen.ip(), advertise.ip()] {
+        if !ip.is_unspecified() && !ips.contains(&ip) {
+            ips.push(ip);
+        }
     }
     ips
 }
 
-/// Runs the node until `shutdown` fires: creates every channel and spawns
-/// every task. Containers keep running after it returns.
-pub async fn run(cfg: Config, shutdown: Shutdown) -> Result<(), DaemonError> {
+/// Runs the node until `shutdown` fires (or `trigger`, which `leave`
+/// uses): creates every channel and spawns every task. Containers keep
+/// running after it returns.
+pub async fn run(cfg: Config, trigger: Arc<Trigger>, shutdown: Shutdown) -> Result<(), DaemonError> {
+    let me = NodeSettings::load(&cfg.data_dir)?;
     let paths = NodePaths::new(&cfg.data_dir);
     let store = Arc::new(Store::open(&paths.db())?);
     let images = Arc::new(ImageStore::open(&paths.images(), store.clone())?);
@@ -139,20 +237,44 @@ pub async fn run(cfg: Config, shutdown: Shutdown) -> Result<(), DaemonError> {
         source,
     })?;
     let runtime = Arc::new(Runtime::new(paths.clone(), images, exe));
-    let ca = std::fs::read_to_string(paths.pki().join("ca.crt")).map_err(|source| DaemonError::Io {
+    let ca_pem = std::fs::read_to_string(paths.pki().join("ca.crt")).map_err(|source| DaemonError::Io {
         path: paths.pki().join("ca.crt"),
         source,
     })?;
+    let ca = match paths.pki().join("ca.key").exists() {
+        true => Some(Arc::new(Authority::load(&paths.pki())?)),
+        false => None,
+    };
     let id = pki::load_identity(&paths.pki(), "node")?;
-    let endpoint = quic::server(cfg.listen, &ca, &id)?;
+    let endpoint = quic::server(me.listen, &ca_pem, &id)?;
 
     let (node_tx, node_rx) = mpsc::channel(64); // api -> node loop
+    let (gossip_handle, gossip_cmds) = gossip::net::channel(); // api, join -> gossip
+    let (gossip_in_tx, gossip_in_rx) = mpsc::channel(64); // accept loop -> gossip
+
+    let core = membership(&cfg, &me, &store)?;
+    let remember_store = store.clone();
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(gossip::net::run(gossip::net::GossipDeps {
+        core,
+        endpoint: endpoint.clone(),
+        client: quic::gossip_client(&ca_pem, &id)?,
+        incoming: gossip_in_rx,
+        cmds: gossip_cmds,
+        remember: Some(Box::new(move |peers: Vec<SocketAddr>| {
+            let json = serde_json::to_string(&peers).expect("addresses serialise");
+            if let Err(e) = remember_store.set_meta(PEERS_KEY, &json) {
+                tracing::warn!(error = %e, "could not remember peers");
+            }
+        })),
+        log_changes: true,
+        shutdown: shutdown.clone(),
+    }));
     let node = Node::new(NodeConfig {
-        node_name: cfg.node_name.clone(),
+        node_name: me.name.clone(),
         backoff_base_ms: cfg.backoff_base_ms,
         backoff_max_ms: cfg.backoff_max_ms,
     });
-    let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(driver::run(driver::NodeDeps {
         node,
         runtime: runtime.clone(),
@@ -160,13 +282,28 @@ pub async fn run(cfg: Config, shutdown: Shutdown) -> Result<(), DaemonError> {
         cmds: node_rx,
         shutdown: shutdown.clone(),
     }));
-    let api = api::ApiDeps {
-        store,
-        runtime,
-        node: node_tx,
+    let routes = accept::Routes {
+        api: api::ApiDeps {
+            store: store.clone(),
+            runtime,
+            node: node_tx,
+            cluster: cluster_api::ClusterDeps {
+                store: store.clone(),
+                ca: ca.clone(),
+                gossip: gossip_handle.clone(),
+                stop: trigger,
+                node_name: me.name.clone(),
+            },
+        },
+        gossip: gossip_in_tx,
+        join: crate::join::server::JoinDeps {
+            store,
+            ca,
+            gossip: gossip_handle,
+        },
     };
-    info!(listen = %endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(), node = %cfg.node_name, data = %paths.data.display(), "shoal agent serving");
-    tasks.spawn(api::serve(endpoint, api, shutdown.clone()));
+    info!(listen = %endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(), advertise = %me.advertise, node = %me.name, role = %me.role, data = %paths.data.display(), "shoal agent serving");
+    tasks.spawn(accept::serve(endpoint, routes, shutdown.clone()));
     tasks.spawn(systemd::watchdog(shutdown.clone()));
     systemd::ready();
     let mut s = shutdown;
@@ -175,4 +312,37 @@ pub async fn run(cfg: Config, shutdown: Shutdown) -> Result<(), DaemonError> {
     while tasks.join_next().await.is_some() {}
     info!("agent stopped");
     Ok(())
+}
+
+const PEERS_KEY: &str = "gossip_peers";
+const GENERATION_KEY: &str = "gossip_generation";
+
+/// The gossip core for this start: a generation above every earlier one,
+/// seeds from node.yaml plus the members seen Ready before.
+fn membership(cfg: &Config, me: &NodeSettings, store: &Store) -> Result<Membership, DaemonError> {
+    let last = store.meta(GENERATION_KEY)?.and_then(|g| g.parse::<u64>().ok()).unwrap_or(0);
+    let generation = crate::runtime::shim::now_ms().max(last + 1);
+    store.set_meta(GENERATION_KEY, &generation.to_string())?;
+    let mut seeds = me.seeds.clone();
+    if let Some(json) = store.meta(PEERS_KEY)? {
+        seeds.extend(serde_json::from_str::<Vec<SocketAddr>>(&json).unwrap_or_default());
+    }
+    seeds.sort();
+    seeds.dedup();
+    let (cpus, memory_bytes) = gossip::capacity();
+    let meta = NodeMeta {
+        labels: me.labels.clone(),
+        zone: me.zone.clone(),
+        cpus,
+        memory_bytes,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        role: me.role,
+        joined_ms: me.joined_ms,
+    };
+    let id = MemberId {
+        name: me.name.clone(),
+        addr: me.advertise,
+        generation,
+    };
+    Ok(Membership::new(id, meta, seeds, cfg.gossip.clone(), generation))
 }

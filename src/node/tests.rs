@@ -207,19 +207,19 @@ fn lost_container_after_reboot_starts_again_at_once() {
 
 #[test]
 fn a_seeded_random_history_never_runs_two_copies_of_a_container() {
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5_0A1);
     let mut n = node();
     apply(&mut n, "{containers: [{name: a, image: busybox}, {name: b, image: busybox}]}", 0);
     let mut live: BTreeMap<String, bool> = BTreeMap::new();
     let mut now = 0u64;
     for _ in 0..2000 {
-        now += rng.gen_range(0..20_000);
-        let c = if rng.gen_bool(0.5) { "a" } else { "b" };
-        let fx = match rng.gen_range(0..3) {
+        now += rng.random_range(0..20_000);
+        let c = if rng.random_bool(0.5) { "a" } else { "b" };
+        let fx = match rng.random_range(0..3) {
             0 if *live.get(c).unwrap_or(&false) => {
                 live.insert(c.into(), false);
-                exited(&mut n, c, rng.gen_range(0..3), now)
+                exited(&mut n, c, rng.random_range(0..3), now)
             }
             1 => n.handle(Input::Tick, now),
             _ => Vec::new(),

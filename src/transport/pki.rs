@@ -135,14 +135,36 @@ impl Authority {
 
     /// Signs a node certificate valid as TLS server and client.
     pub fn issue_node(&self, node: &str, ips: &[IpAddr]) -> Result<Identity, PkiError> {
-        let mut sans = vec![SanType::DnsName(
-            SERVER_NAME.try_into().map_err(|source| PkiError::Cert { what: "node", source })?,
-        )];
-        if let Ok(name) = node.try_into() {
-            sans.push(SanType::DnsName(name));
-        }
-        sans.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
-        self.issue("node", &format!("node:{node}"), sans, true)
+        let err = |source| PkiError::Cert { what: "node", source };
+        let key = KeyPair::generate().map_err(err)?;
+        let params = node_params(node, ips).map_err(err)?;
+        let cert = params.signed_by(&key, &self.cert, &self.key).map_err(err)?;
+        Ok(Identity {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        })
+    }
+
+    /// Signs a joining node's CSR. Only its public key is taken from the
+    /// request: names, usages and validity are the CA's choice. Returns the
+    /// certificate PEM and the hex SHA-256 of the node's public key.
+    pub fn sign_node_csr(&self, csr_pem: &str, node: &str, ips: &[IpAddr]) -> Result<(String, String), PkiError> {
+        let err = |source| PkiError::Cert {
+            what: "node request",
+            source,
+        };
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem).map_err(err)?;
+        let key_sha256 = crate::join::token::der_sha256(rcgen::PublicKeyData::der_bytes(&csr.public_key));
+        csr.params = node_params(node, ips).map_err(err)?;
+        let cert = csr.signed_by(&self.cert, &self.key).map_err(err)?;
+        Ok((cert.pem(), key_sha256))
+    }
+
+    /// Hex SHA-256 of the CA certificate (DER): what join tokens pin.
+    pub fn sha256(&self) -> String {
+        // Of the PEM handed out: after `load` the in-memory certificate is a
+        // re-signed twin with other bytes.
+        pem_sha256(&self.cert_pem).unwrap_or_default()
     }
 
     /// Signs a client certificate for `user` (such as `admin`).
@@ -153,22 +175,68 @@ impl Authority {
     fn issue(&self, what: &'static str, cn: &str, sans: Vec<SanType>, server: bool) -> Result<Identity, PkiError> {
         let err = |source| PkiError::Cert { what, source };
         let key = KeyPair::generate().map_err(err)?;
-        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-        params.subject_alt_names = sans;
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        if server {
-            params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
-        }
-        params.use_authority_key_identifier_extension = true;
-        set_validity(&mut params);
+        let params = leaf_params(cn, sans, server).map_err(err)?;
         let cert = params.signed_by(&key, &self.cert, &self.key).map_err(err)?;
         Ok(Identity {
             cert: cert.pem(),
             key: key.serialize_pem(),
         })
     }
+}
+
+/// Common-name prefix of node certificates; clients carry `user:`.
+pub const NODE_CN_PREFIX: &str = "node:";
+
+fn node_params(node: &str, ips: &[IpAddr]) -> Result<CertificateParams, rcgen::Error> {
+    let mut sans = vec![SanType::DnsName(SERVER_NAME.try_into()?)];
+    if let Ok(name) = node.try_into() {
+        sans.push(SanType::DnsName(name));
+    }
+    sans.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+    leaf_params(&format!("{NODE_CN_PREFIX}{node}"), sans, true)
+}
+
+fn leaf_params(cn: &str, sans: Vec<SanType>, server: bool) -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.subject_alt_names = sans;
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    if server {
+        params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+    }
+    params.use_authority_key_identifier_extension = true;
+    set_validity(&mut params);
+    Ok(params)
+}
+
+/// A new key pair and a certificate request for it; the key never leaves the caller.
+/// Returns (key PEM, CSR PEM, CSR DER).
+pub fn node_request(node: &str) -> Result<(String, String, Vec<u8>), PkiError> {
+    let err = |source| PkiError::Cert {
+        what: "node request",
+        source,
+    };
+    let key = KeyPair::generate().map_err(err)?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{NODE_CN_PREFIX}{node}"));
+    let csr = params.serialize_request(&key).map_err(err)?;
+    Ok((key.serialize_pem(), csr.pem().map_err(err)?, csr.der().to_vec()))
+}
+
+/// Hex SHA-256 of the first certificate in a PEM text.
+pub fn pem_sha256(pem: &str) -> Option<String> {
+    let der = rustls_pemfile::certs(&mut pem.as_bytes()).next()?.ok()?;
+    Some(crate::join::token::der_sha256(&der))
+}
+
+/// The subject common name of a DER certificate.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
+    Some(cn)
 }
 
 fn set_validity(params: &mut CertificateParams) {

@@ -4,12 +4,17 @@
 use super::pki::{ClientConfig, Identity, SERVER_NAME};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::Digest;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// ALPN of the client API.
+/// ALPN of the client API (client certificate required).
 pub const ALPN_API: &[u8] = b"shoal-api";
+/// ALPN of node-to-node gossip datagrams (node certificate required).
+pub const ALPN_GOSSIP: &[u8] = b"shoal-gossip";
+/// ALPN of the join handshake (no client certificate yet: the token vouches).
+pub const ALPN_JOIN: &[u8] = b"shoal-join";
 
 /// Setting up or using the transport failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +48,7 @@ pub enum TransportError {
     },
 }
 
-fn certs(what: &'static str, pem: &str) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+pub(crate) fn certs(what: &'static str, pem: &str) -> Result<Vec<CertificateDer<'static>>, TransportError> {
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_bytes()).collect();
     let certs = certs.map_err(|e| TransportError::Pem {
         what,
@@ -78,7 +83,7 @@ fn roots(ca_pem: &str) -> Result<Arc<rustls::RootCertStore>, TransportError> {
     Ok(Arc::new(roots))
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -89,26 +94,75 @@ fn transport_config() -> Arc<quinn::TransportConfig> {
     Arc::new(t)
 }
 
-/// A server endpoint that asks every client for a CA-signed certificate.
+/// The node's endpoint: serves the API, gossip and joins on one UDP port and
+/// dials other nodes for gossip. A client certificate is optional in the
+/// handshake (a joiner has none yet) but must be CA-signed when present; the
+/// accept loop refuses API and gossip connections without one.
 pub fn server(bind: SocketAddr, ca_pem: &str, id: &Identity) -> Result<quinn::Endpoint, TransportError> {
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider())
+        .allow_unauthenticated()
         .build()
         .map_err(|e| TransportError::Pem {
             what: "client verifier",
             message: e.to_string(),
         })?;
+    // The chain carries the CA so a joiner can pin it by hash.
+    let mut chain = certs("node certificate", &id.cert)?;
+    chain.extend(certs("cluster CA", ca_pem)?);
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs("node certificate", &id.cert)?, key(&id.key)?)?;
-    tls.alpn_protocols = vec![ALPN_API.to_vec()];
+        .with_single_cert(chain, key(&id.key)?)?;
+    tls.alpn_protocols = vec![ALPN_API.to_vec(), ALPN_GOSSIP.to_vec(), ALPN_JOIN.to_vec()];
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| TransportError::Pem {
         what: "quic",
         message: e.to_string(),
     })?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport_config());
-    quinn::Endpoint::server(config, bind).map_err(|source| TransportError::Bind { addr: bind, source })
+    // A reset key derived from the node key: after a restart the node can
+    // still reset its peers' stale connections, so they redial at once.
+    let mut endpoint_config = quinn::EndpointConfig::default();
+    let seed = sha2::Sha256::digest([b"shoal-stateless-reset".as_slice(), id.key.as_bytes()].concat());
+    endpoint_config.reset_key(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &seed)));
+    let bind_err = |source| TransportError::Bind { addr: bind, source };
+    let socket = std::net::UdpSocket::bind(bind).map_err(bind_err)?;
+    quinn::Endpoint::new(endpoint_config, Some(config), socket, Arc::new(quinn::TokioRuntime)).map_err(bind_err)
+}
+
+/// Client settings for gossip connections from this node to other nodes.
+pub fn gossip_client(ca_pem: &str, id: &Identity) -> Result<quinn::ClientConfig, TransportError> {
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots(ca_pem)?)
+        .with_client_auth_cert(certs("node certificate", &id.cert)?, key(&id.key)?)?;
+    tls.alpn_protocols = vec![ALPN_GOSSIP.to_vec()];
+    let crypto = QuicClientConfig::try_from(tls).map_err(|e| TransportError::Pem {
+        what: "quic",
+        message: e.to_string(),
+    })?;
+    let mut t = quinn::TransportConfig::default();
+    // A LAN: start from a small RTT guess so a lost handshake packet is
+    // resent in tens of milliseconds, not a second.
+    t.initial_rtt(Duration::from_millis(20));
+    t.max_idle_timeout(Some(Duration::from_secs(15).try_into().expect("in range")));
+    let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+    client.transport_config(Arc::new(t));
+    Ok(client)
+}
+
+/// The ALPN a connection agreed on.
+pub fn alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
+    conn.handshake_data()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?
+        .protocol
+}
+
+/// The common name of the peer's certificate (`node:NAME`, `user:NAME`), if it sent one.
+pub fn peer_name(conn: &quinn::Connection) -> Option<String> {
+    let certs = conn.peer_identity()?.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    super::pki::common_name(certs.first()?)
 }
 
 /// Connects to `config.server` (or `server`) with the client's credentials.

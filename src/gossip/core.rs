@@ -1,0 +1,419 @@
+//! The membership core: foca's SWIM plus seeds, metadata, graceful leave and
+//! local health. No sockets and no clock: `handle_*(input, now_ms)` returns
+//! [`Effect`]s, and time only moves when the caller says so.
+
+use super::health::{LocalHealth, LATE_MS};
+use super::wire::{self, Control, Datagram};
+use super::{MemberId, NodeMeta, NodeStatus, NodeView};
+use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PeriodicParams, PostcardCodec, State, Timer};
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+
+/// Protocol timers. The defaults suit a LAN: a dead node is suspected
+/// within a probe period or two and declared down about a second later.
+#[derive(Debug, Clone)]
+pub struct GossipConfig {
+    /// Probe a member this often.
+    pub probe_period_ms: u64,
+    /// Wait this long for a direct ack before asking others to probe.
+    pub probe_rtt_ms: u64,
+    /// Suspicion lasts `factor × log10(members) × probe period`...
+    pub suspicion_factor: f64,
+    /// ...but never less than this.
+    pub min_suspicion_ms: u64,
+    /// Push updates to `gossip_fanout` members this often.
+    pub gossip_every_ms: u64,
+    /// How many members each push goes to.
+    pub gossip_fanout: usize,
+    /// Knock on members we hold down this often (heals partitions).
+    pub announce_down_every_ms: u64,
+    /// Resend hellos to seeds and metadata-less members this often.
+    pub hello_every_ms: u64,
+    /// Largest datagram foca may build (a QUIC datagram carries about 1150 bytes).
+    pub max_packet: usize,
+}
+
+impl Default for GossipConfig {
+    fn default() -> Self {
+        GossipConfig {
+            probe_period_ms: 400,
+            probe_rtt_ms: 150,
+            suspicion_factor: 3.0,
+            min_suspicion_ms: 800,
+            gossip_every_ms: 200,
+            gossip_fanout: 3,
+            announce_down_every_ms: 1000,
+            hello_every_ms: 1000,
+            max_packet: 1100,
+        }
+    }
+}
+
+impl GossipConfig {
+    /// How long a suspect stays suspect in a cluster of `n`.
+    pub fn suspicion_ms(&self, n: usize) -> u64 {
+        let f = self.suspicion_factor * (n.max(2) as f64).log10() * self.probe_period_ms as f64;
+        (f as u64).max(self.min_suspicion_ms)
+    }
+
+    fn foca(&self, n: usize) -> foca::Config {
+        let ms = Duration::from_millis;
+        let mut c = foca::Config::new_lan(NonZeroU32::new(n.max(1) as u32).expect("at least one"));
+        c.probe_period = ms(self.probe_period_ms);
+        c.probe_rtt = ms(self.probe_rtt_ms);
+        c.suspect_to_down_after = ms(self.suspicion_ms(n));
+        c.max_packet_size = NonZeroUsize::new(self.max_packet).expect("non-zero");
+        c.notify_down_members = true;
+        c.periodic_gossip = Some(PeriodicParams {
+            frequency: ms(self.gossip_every_ms),
+            num_members: NonZeroUsize::new(self.gossip_fanout.max(1)).expect("non-zero"),
+        });
+        c.periodic_announce = Some(PeriodicParams {
+            frequency: ms(10_000),
+            num_members: NonZeroUsize::new(1).expect("non-zero"),
+        });
+        c.periodic_announce_to_down_members = Some(PeriodicParams {
+            frequency: ms(self.announce_down_every_ms),
+            num_members: NonZeroUsize::new(2).expect("non-zero"),
+        });
+        c
+    }
+}
+
+/// What the core asks of the edge.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Send one datagram.
+    Send {
+        /// To this member address.
+        to: SocketAddr,
+        /// The datagram.
+        data: Vec<u8>,
+    },
+    /// A member's status changed as this node sees it.
+    Changed {
+        /// Node name.
+        name: String,
+        /// Before (`None`: first sight).
+        from: Option<NodeStatus>,
+        /// Now.
+        to: NodeStatus,
+        /// Its address.
+        addr: SocketAddr,
+    },
+}
+
+type Swim = Foca<MemberId, PostcardCodec, SmallRng, NoCustomBroadcast>;
+
+/// One node's view of the cluster.
+pub struct Membership {
+    foca: Swim,
+    rt: AccumulatingRuntime<MemberId>,
+    cfg: GossipConfig,
+    me: MemberId,
+    meta: NodeMeta,
+    seeds: Vec<SocketAddr>,
+    timers: BTreeMap<(u64, u64), Timer<MemberId>>,
+    seq: u64,
+    health: LocalHealth,
+    metas: HashMap<String, (u64, NodeMeta)>,
+    hello_at: HashMap<SocketAddr, u64>,
+    left: HashSet<(String, u64)>,
+    statuses: BTreeMap<String, NodeStatus>,
+    active: bool,
+    leaving: bool,
+    sized_for: usize,
+    incarnation: Option<u16>,
+    rng: SmallRng,
+    out: Vec<Effect>,
+}
+
+impl Membership {
+    /// A node that will look for the cluster at `seeds`.
+    pub fn new(me: MemberId, meta: NodeMeta, seeds: Vec<SocketAddr>, cfg: GossipConfig, rng_seed: u64) -> Membership {
+        let foca = Foca::new(me.clone(), cfg.foca(1), SmallRng::seed_from_u64(rng_seed), PostcardCodec);
+        let seeds = seeds.into_iter().filter(|s| *s != me.addr).collect();
+        let mut m = Membership {
+            foca,
+            rt: AccumulatingRuntime::new(),
+            cfg,
+            me,
+            meta,
+            seeds,
+            timers: BTreeMap::new(),
+            seq: 0,
+            health: LocalHealth::default(),
+            metas: HashMap::new(),
+            hello_at: HashMap::new(),
+            left: HashSet::new(),
+            statuses: BTreeMap::new(),
+            active: false,
+            leaving: false,
+            sized_for: 1,
+            incarnation: None,
+            rng: SmallRng::seed_from_u64(rng_seed ^ 0x5_4041),
+            out: Vec::new(),
+        };
+        let meta = m.meta.clone();
+        m.metas.insert(m.me.name.clone(), (m.me.generation, meta));
+        m
+    }
+
+    /// This node's identity (it changes on rejoin).
+    pub fn me(&self) -> &MemberId {
+        &self.me
+    }
+
+    /// The local health score (0 = healthy).
+    pub fn health(&self) -> u32 {
+        self.health.score()
+    }
+
+    /// Starts looking for the cluster.
+    pub fn start(&mut self, now: u64) -> Vec<Effect> {
+        self.hellos(now);
+        self.finish(now)
+    }
+
+    /// A datagram arrived from `from`.
+    pub fn handle_datagram(&mut self, from: SocketAddr, data: &[u8], now: u64) -> Vec<Effect> {
+        match wire::decode(data) {
+            Some(Datagram::Swim(bytes)) if !self.leaving => {
+                // Errors are bad or stale packets from one peer: dropped, as UDP would.
+                let _ = self.foca.handle_data(bytes, &mut self.rt);
+            }
+            Some(Datagram::Control(c)) => self.control(from, c),
+            _ => {}
+        }
+        self.finish(now)
+    }
+
+    fn control(&mut self, from: SocketAddr, c: Control) {
+        match c {
+            Control::Hello { id, meta } => {
+                self.learn(&id, meta);
+                if !self.leaving {
+                    let reply = wire::control(&Control::Meta {
+                        id: self.me.clone(),
+                        meta: self.meta.clone(),
+                    });
+                    self.out.push(Effect::Send { to: id.addr, data: reply });
+                }
+            }
+            Control::Meta { id, meta } => {
+                self.learn(&id, meta);
+                let known = self.foca.iter_members().any(|m| m.id() == &id);
+                if !known && !self.leaving {
+                    let _ = self.foca.announce(id, &mut self.rt);
+                }
+            }
+            Control::Leaving { id } => {
+                if id.name == self.me.name || !self.left.insert((id.name.clone(), id.generation)) {
+                    return;
+                }
+                let _ = from;
+                // Down is final for this identity; Left is how we show it.
+                let _ = self
+                    .foca
+                    .apply_many(std::iter::once(foca::Member::down(id.clone())), true, &mut self.rt);
+                let relay = wire::control(&Control::Leaving { id });
+                for to in self.pick_active(3) {
+                    self.out.push(Effect::Send { to, data: relay.clone() });
+                }
+            }
+        }
+    }
+
+    fn learn(&mut self, id: &MemberId, meta: NodeMeta) {
+        if id.name == self.me.name {
+            return;
+        }
+        let newer = self.metas.get(&id.name).is_none_or(|(g, _)| *g <= id.generation);
+        if newer {
+            self.metas.insert(id.name.clone(), (id.generation, meta));
+        }
+    }
+
+    fn pick_active(&mut self, n: usize) -> Vec<SocketAddr> {
+        let mut all: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr).collect();
+        let mut picked = Vec::new();
+        while picked.len() < n && !all.is_empty() {
+            let i = self.rng.random_range(0..all.len());
+            picked.push(all.swap_remove(i));
+        }
+        picked
+    }
+
+    /// Time passed: fire due timers, resend hellos.
+    pub fn handle_tick(&mut self, now: u64) -> Vec<Effect> {
+        while let Some(entry) = self.timers.first_entry() {
+            let (due, _) = *entry.key();
+            if due > now {
+                break;
+            }
+            let timer = entry.remove();
+            let late = now - due;
+            self.health.timer_fired(late);
+            if late < LATE_MS && matches!(timer, Timer::ProbeRandomMember(_)) {
+                self.health.probe_period_ok();
+            }
+            if !self.leaving {
+                let _ = self.foca.handle_timer(timer, &mut self.rt);
+            }
+        }
+        self.hellos(now);
+        self.finish(now)
+    }
+
+    /// When the next timer is due, if any.
+    pub fn next_wake(&self) -> Option<u64> {
+        self.timers.keys().next().map(|(due, _)| *due)
+    }
+
+    /// Leave on purpose: tell every member, then stop taking part.
+    pub fn leave(&mut self, now: u64) -> Vec<Effect> {
+        let notice = wire::control(&Control::Leaving { id: self.me.clone() });
+        let members: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr).collect();
+        for to in members {
+            // Twice: a datagram may be lost, a duplicate is ignored.
+            for _ in 0..2 {
+                self.out.push(Effect::Send { to, data: notice.clone() });
+            }
+        }
+        let _ = self.foca.leave_cluster(&mut self.rt);
+        self.drain(now);
+        self.leaving = true;
+        self.timers.clear();
+        self.statuses();
+        std::mem::take(&mut self.out)
+    }
+
+    fn hellos(&mut self, now: u64) {
+        if self.leaving {
+            return;
+        }
+        let mut targets = Vec::new();
+        if !self.active {
+            targets.extend(self.seeds.iter().copied());
+        }
+        for m in self.foca.iter_members() {
+            let id = m.id();
+            if self.metas.get(&id.name).is_none_or(|(g, _)| *g < id.generation) {
+                targets.push(id.addr);
+            }
+        }
+        let hello = wire::control(&Control::Hello {
+            id: self.me.clone(),
+            meta: self.meta.clone(),
+        });
+        for to in targets {
+            let due = self.hello_at.get(&to).is_none_or(|t| now >= t + self.cfg.hello_every_ms);
+            if due {
+                self.hello_at.insert(to, now);
+                self.out.push(Effect::Send { to, data: hello.clone() });
+            }
+        }
+    }
+
+    fn finish(&mut self, now: u64) -> Vec<Effect> {
+        self.drain(now);
+        let n = self.foca.num_members() + 1;
+        if n != self.sized_for {
+            self.sized_for = n;
+            let _ = self.foca.set_config(self.cfg.foca(n));
+        }
+        self.statuses();
+        std::mem::take(&mut self.out)
+    }
+
+    fn drain(&mut self, now: u64) {
+        while let Some((to, data)) = self.rt.to_send() {
+            self.out.push(Effect::Send {
+                to: to.addr,
+                data: wire::swim(&data),
+            });
+        }
+        while let Some((after, timer)) = self.rt.to_schedule() {
+            let ms = after.as_millis() as u64;
+            let ms = match timer {
+                Timer::ProbeRandomMember(_) | Timer::SendIndirectProbe { .. } | Timer::ChangeSuspectToDown { .. } => self.health.scale(ms),
+                _ => ms,
+            };
+            self.seq += 1;
+            self.timers.insert((now + ms, self.seq), timer);
+        }
+        while let Some(n) = self.rt.to_notify() {
+            match n {
+                OwnedNotification::Active => self.active = true,
+                OwnedNotification::Idle => self.active = false,
+                OwnedNotification::Rejoin(id) => self.me = id,
+                OwnedNotification::DataSent(h) => {
+                    let inc = h.src_incarnation;
+                    match self.incarnation {
+                        Some(prev) if inc > prev => {
+                            // We raised our incarnation: someone suspected us.
+                            self.health.refuted();
+                            self.incarnation = Some(inc);
+                        }
+                        None => self.incarnation = Some(inc),
+                        _ => {}
+                    }
+                }
+                OwnedNotification::ProbeFailed(_, _) => self.health.probe_failed(now, 3 * self.cfg.probe_period_ms),
+                _ => {}
+            }
+        }
+    }
+
+    fn statuses(&mut self) {
+        for v in self.nodes() {
+            let prev = self.statuses.insert(v.name.clone(), v.status);
+            if prev != Some(v.status) {
+                self.out.push(Effect::Changed {
+                    name: v.name,
+                    from: prev,
+                    to: v.status,
+                    addr: v.addr,
+                });
+            }
+        }
+    }
+
+    /// Every member this node knows, itself first.
+    pub fn nodes(&self) -> Vec<NodeView> {
+        let own = if self.leaving { NodeStatus::Left } else { NodeStatus::Ready };
+        let mut v = vec![self.view(&self.me, own)];
+        let mut rest: Vec<NodeView> = self
+            .foca
+            .iter_membership_state()
+            .filter(|m| m.id().name != self.me.name)
+            .map(|m| {
+                let id = m.id();
+                let status = match m.state() {
+                    State::Alive => NodeStatus::Ready,
+                    State::Suspect => NodeStatus::Suspect,
+                    State::Down if self.left.contains(&(id.name.clone(), id.generation)) => NodeStatus::Left,
+                    State::Down => NodeStatus::Down,
+                };
+                self.view(id, status)
+            })
+            .collect();
+        rest.sort_by(|a, b| a.name.cmp(&b.name));
+        v.extend(rest);
+        v
+    }
+
+    fn view(&self, id: &MemberId, status: NodeStatus) -> NodeView {
+        NodeView {
+            name: id.name.clone(),
+            status,
+            addr: id.addr,
+            generation: id.generation,
+            meta: self.metas.get(&id.name).map(|(_, m)| m.clone()),
+        }
+    }
+}

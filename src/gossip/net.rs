@@ -1,0 +1,284 @@
+//! The edge of gossip: QUIC connections, datagrams and the clock. One task
+//! owns the [`Membership`] core and feeds it what arrives; whatever the core
+//! returns is sent. A peer is reached over one connection (mTLS, ALPN
+//! `shoal-gossip`), dialled on demand from the node's own endpoint, so the
+//! API and gossip share one UDP port.
+
+use super::core::{Effect, Membership};
+use super::NodeView;
+use crate::daemon::shutdown::Shutdown;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+/// Requests to the gossip task.
+#[derive(Debug)]
+pub enum GossipCmd {
+    /// The member list as this node sees it.
+    Nodes(oneshot::Sender<Vec<NodeView>>),
+    /// Leave the cluster; answered once the notices are out.
+    Leave(oneshot::Sender<()>),
+}
+
+/// A cheap handle on the gossip task.
+#[derive(Clone, Debug)]
+pub struct Handle(mpsc::Sender<GossipCmd>);
+
+/// A handle and the receiver the gossip task takes.
+pub fn channel() -> (Handle, mpsc::Receiver<GossipCmd>) {
+    let (tx, rx) = mpsc::channel(16);
+    (Handle(tx), rx)
+}
+
+impl Handle {
+    /// The member list; empty if the task is gone.
+    pub async fn nodes(&self) -> Vec<NodeView> {
+        let (tx, rx) = oneshot::channel();
+        if self.0.send(GossipCmd::Nodes(tx)).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Leaves the cluster.
+    pub async fn leave(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.0.send(GossipCmd::Leave(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Everything the gossip task needs.
+pub struct GossipDeps {
+    /// The protocol core.
+    pub core: Membership,
+    /// The node's endpoint (shared with the API).
+    pub endpoint: quinn::Endpoint,
+    /// How to dial peers.
+    pub client: quinn::ClientConfig,
+    /// Gossip connections the accept loop admitted.
+    pub incoming: mpsc::Receiver<quinn::Connection>,
+    /// Requests.
+    pub cmds: mpsc::Receiver<GossipCmd>,
+    /// Called with the Ready members' addresses whenever that set grows.
+    pub remember: Option<Box<dyn FnMut(Vec<SocketAddr>) + Send>>,
+    /// Log member status changes at info (else debug).
+    pub log_changes: bool,
+    /// Stop.
+    pub shutdown: Shutdown,
+}
+
+enum ConnEvent {
+    Dialled(SocketAddr, Result<quinn::Connection, String>),
+    Closed(SocketAddr, usize),
+}
+
+#[derive(Default)]
+struct Peer {
+    conn: Option<quinn::Connection>,
+    dialling: bool,
+    failed_at: Option<u64>,
+    queue: Vec<Vec<u8>>,
+}
+
+const QUEUE_MAX: usize = 8;
+const REDIAL_MS: u64 = 250;
+const DIAL_TIMEOUT: Duration = Duration::from_millis(1500);
+const TICK_MS: u64 = 100;
+
+struct Edge {
+    endpoint: quinn::Endpoint,
+    client: quinn::ClientConfig,
+    peers: HashMap<SocketAddr, Peer>,
+    datagrams: mpsc::Sender<(SocketAddr, Bytes)>,
+    events: mpsc::Sender<ConnEvent>,
+    shutdown: Shutdown,
+    ready: std::collections::BTreeSet<SocketAddr>,
+    remember: Option<Box<dyn FnMut(Vec<SocketAddr>) + Send>>,
+    log_changes: bool,
+}
+
+/// Runs gossip until shutdown.
+pub async fn run(deps: GossipDeps) {
+    let GossipDeps {
+        mut core,
+        endpoint,
+        client,
+        mut incoming,
+        mut cmds,
+        remember,
+        log_changes,
+        mut shutdown,
+    } = deps;
+    let start = Instant::now();
+    let now = move || start.elapsed().as_millis() as u64;
+    let (dg_tx, mut dg_rx) = mpsc::channel(1024);
+    let (ev_tx, mut ev_rx) = mpsc::channel(256);
+    let mut edge = Edge {
+        endpoint,
+        client,
+        peers: HashMap::new(),
+        datagrams: dg_tx,
+        events: ev_tx,
+        shutdown: shutdown.clone(),
+        ready: Default::default(),
+        remember,
+        log_changes,
+    };
+    let fx = core.start(now());
+    edge.apply(fx, now());
+    loop {
+        let t = now();
+        let wake = core.next_wake().unwrap_or(u64::MAX).min(t + TICK_MS).max(t);
+        tokio::select! {
+            biased;
+            _ = shutdown.wait() => break,
+            Some(cmd) = cmds.recv() => match cmd {
+                GossipCmd::Nodes(tx) => { let _ = tx.send(core.nodes()); }
+                GossipCmd::Leave(tx) => {
+                    let fx = core.leave(now());
+                    edge.apply(fx, now());
+                    // Let the notices leave the socket before answering.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let _ = tx.send(());
+                }
+            },
+            Some(conn) = incoming.recv() => edge.register(conn),
+            Some((from, data)) = dg_rx.recv() => {
+                let fx = core.handle_datagram(from, &data, now());
+                edge.apply(fx, now());
+            }
+            Some(ev) = ev_rx.recv() => edge.event(ev, now()),
+            _ = tokio::time::sleep_until(start + Duration::from_millis(wake)) => {
+                let fx = core.handle_tick(now());
+                edge.apply(fx, now());
+            }
+        }
+    }
+    debug!("gossip loop is done");
+}
+
+impl Edge {
+    fn apply(&mut self, effects: Vec<Effect>, now: u64) {
+        for e in effects {
+            match e {
+                Effect::Send { to, data } => self.send(to, data, now),
+                Effect::Changed { name, from, to, addr } => {
+                    if self.log_changes {
+                        info!(node = %name, %addr, from = ?from, to = %to, "member status");
+                    } else {
+                        debug!(node = %name, %addr, from = ?from, to = %to, "member status");
+                    }
+                    if to == super::NodeStatus::Ready && self.ready.insert(addr) {
+                        if let Some(r) = self.remember.as_mut() {
+                            r(self.ready.iter().copied().collect());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, to: SocketAddr, data: Vec<u8>, now: u64) {
+        let peer = self.peers.entry(to).or_default();
+        if let Some(conn) = &peer.conn {
+            match conn.send_datagram(Bytes::from(data.clone())) {
+                Ok(()) => return,
+                Err(e) => {
+                    debug!(peer = %to, error = %e, "gossip connection unusable; redialling");
+                    peer.conn = None;
+                }
+            }
+        }
+        if peer.queue.len() >= QUEUE_MAX {
+            peer.queue.remove(0);
+        }
+        peer.queue.push(data);
+        let backoff = peer.failed_at.is_some_and(|t| now < t + REDIAL_MS);
+        if peer.dialling || backoff {
+            return;
+        }
+        peer.dialling = true;
+        let connecting = self
+            .endpoint
+            .connect_with(self.client.clone(), to, crate::transport::pki::SERVER_NAME);
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let result = match connecting {
+                Err(e) => Err(e.to_string()),
+                Ok(c) => match tokio::time::timeout(DIAL_TIMEOUT, c).await {
+                    Err(_) => Err("timed out".into()),
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                },
+            };
+            let _ = events.send(ConnEvent::Dialled(to, result)).await;
+        });
+    }
+
+    fn event(&mut self, ev: ConnEvent, now: u64) {
+        match ev {
+            ConnEvent::Dialled(addr, Ok(conn)) => {
+                self.register(conn);
+                let peer = self.peers.entry(addr).or_default();
+                peer.dialling = false;
+                peer.failed_at = None;
+                let queue = std::mem::take(&mut peer.queue);
+                for data in queue {
+                    self.send(addr, data, now);
+                }
+            }
+            ConnEvent::Dialled(addr, Err(e)) => {
+                debug!(peer = %addr, error = %e, "gossip dial failed");
+                let peer = self.peers.entry(addr).or_default();
+                peer.dialling = false;
+                peer.failed_at = Some(now);
+                peer.queue.clear();
+            }
+            ConnEvent::Closed(addr, id) => {
+                if let Some(p) = self.peers.get_mut(&addr) {
+                    if p.conn.as_ref().is_some_and(|c| c.stable_id() == id) {
+                        p.conn = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Uses `conn` for sends to its peer from now on and reads its datagrams.
+    fn register(&mut self, conn: quinn::Connection) {
+        let addr = conn.remote_address();
+        let id = conn.stable_id();
+        self.peers.entry(addr).or_default().conn = Some(conn.clone());
+        let datagrams = self.datagrams.clone();
+        let events = self.events.clone();
+        let mut shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let d = tokio::select! {
+                    biased;
+                    _ = shutdown.wait() => break,
+                    d = conn.read_datagram() => d,
+                };
+                match d {
+                    Ok(data) => {
+                        if datagrams.send((addr, data)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            let _ = events.send(ConnEvent::Closed(addr, id)).await;
+        });
+    }
+}
+
+/// True if the connection's peer presented a node certificate.
+pub fn is_node(conn: &quinn::Connection) -> bool {
+    crate::transport::quic::peer_name(conn).is_some_and(|n| n.starts_with(crate::transport::pki::NODE_CN_PREFIX))
+}
