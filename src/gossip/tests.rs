@@ -1,1 +1,255 @@
-//! Seeded simulations live here.
+//! Seeded simulations: many [`Membership`] cores on a virtual clock and a
+//! virtual network that can lose datagrams, crash members and cut links.
+//! No sockets, no sleeps.
+
+use super::{Effect, GossipConfig, MemberId, Membership, NodeMeta, NodeStatus, Role};
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+
+struct Packet {
+    from: usize,
+    to: usize,
+    data: Vec<u8>,
+}
+
+struct Sim {
+    nodes: Vec<Option<Membership>>,
+    addrs: Vec<SocketAddr>,
+    by_addr: HashMap<SocketAddr, usize>,
+    wire: BTreeMap<(u64, u64), Packet>,
+    seq: u64,
+    now: u64,
+    rng: SmallRng,
+    loss: f64,
+    cut: BTreeSet<usize>,
+    downs: Vec<(u64, usize, String)>,
+}
+
+fn meta() -> NodeMeta {
+    NodeMeta {
+        labels: Default::default(),
+        zone: None,
+        cpus: 2,
+        memory_bytes: 1 << 30,
+        version: "test".into(),
+        role: Role::Agent,
+        joined_ms: 0,
+    }
+}
+
+fn name(i: usize) -> String {
+    format!("n{i:03}")
+}
+
+impl Sim {
+    fn new(n: usize, seed: u64) -> Sim {
+        let addrs: Vec<SocketAddr> = (0..n)
+            .map(|i| SocketAddr::from(([10, 0, (i / 250) as u8, (i % 250 + 1) as u8], 4740)))
+            .collect();
+        let mut sim = Sim {
+            nodes: Vec::new(),
+            by_addr: addrs.iter().enumerate().map(|(i, a)| (*a, i)).collect(),
+            addrs,
+            wire: BTreeMap::new(),
+            seq: 0,
+            now: 0,
+            rng: SmallRng::seed_from_u64(seed),
+            loss: 0.0,
+            cut: BTreeSet::new(),
+            downs: Vec::new(),
+        };
+        for i in 0..n {
+            sim.nodes.push(None);
+            sim.boot(i, 1);
+        }
+        sim
+    }
+
+    /// Starts (or restarts) member i with generation `generation`; everyone seeds from member 0.
+    fn boot(&mut self, i: usize, generation: u64) {
+        let id = MemberId {
+            name: name(i),
+            addr: self.addrs[i],
+            generation,
+        };
+        let mut m = Membership::new(
+            id,
+            meta(),
+            vec![self.addrs[0]],
+            GossipConfig::default(),
+            i as u64 * 7919 + generation,
+        );
+        let fx = m.start(self.now);
+        self.nodes[i] = Some(m);
+        self.effects(i, fx);
+    }
+
+    fn effects(&mut self, from: usize, fx: Vec<Effect>) {
+        for e in fx {
+            match e {
+                Effect::Send { to, data } => {
+                    let Some(&to) = self.by_addr.get(&to) else { continue };
+                    let cut = self.cut.contains(&from) != self.cut.contains(&to);
+                    if cut || self.rng.random_bool(self.loss) {
+                        continue;
+                    }
+                    let at = self.now + 1 + self.rng.random_range(0..3);
+                    self.seq += 1;
+                    self.wire.insert((at, self.seq), Packet { from, to, data });
+                }
+                Effect::Changed {
+                    name,
+                    to: NodeStatus::Down,
+                    ..
+                } => self.downs.push((self.now, from, name)),
+                Effect::Changed { .. } => {}
+            }
+        }
+    }
+
+    /// Runs the world for `ms` virtual milliseconds.
+    fn run(&mut self, ms: u64) {
+        let end = self.now + ms;
+        while self.now < end {
+            self.now += 1;
+            while let Some(entry) = self.wire.first_entry() {
+                if entry.key().0 > self.now {
+                    break;
+                }
+                let p = entry.remove();
+                let from = self.addrs[p.from];
+                if let Some(m) = self.nodes[p.to].as_mut() {
+                    let fx = m.handle_datagram(from, &p.data, self.now);
+                    self.effects(p.to, fx);
+                }
+            }
+            for i in 0..self.nodes.len() {
+                let due = self.nodes[i].as_ref().and_then(|m| m.next_wake()).is_some_and(|w| w <= self.now);
+                // Hellos are paced by ticks too: tick every 100 ms as the edge does.
+                if due || self.now % 100 == 0 {
+                    if let Some(m) = self.nodes[i].as_mut() {
+                        let fx = m.handle_tick(self.now);
+                        self.effects(i, fx);
+                    }
+                }
+            }
+        }
+    }
+
+    fn status(&self, viewer: usize, of: usize) -> Option<NodeStatus> {
+        let m = self.nodes[viewer].as_ref()?;
+        m.nodes().into_iter().find(|v| v.name == name(of)).map(|v| v.status)
+    }
+
+    fn ready_count(&self, viewer: usize) -> usize {
+        self.nodes[viewer]
+            .as_ref()
+            .map(|m| m.nodes().iter().filter(|v| v.status == NodeStatus::Ready).count())
+            .unwrap_or(0)
+    }
+
+    /// Runs until `pred` holds or `limit` ms pass; returns the time it took.
+    fn until(&mut self, limit: u64, pred: impl Fn(&Sim) -> bool) -> Option<u64> {
+        let start = self.now;
+        while self.now - start < limit {
+            if pred(self) {
+                return Some(self.now - start);
+            }
+            self.run(10);
+        }
+        pred(self).then_some(self.now - start)
+    }
+
+    fn alive(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|i| self.nodes[*i].is_some()).collect()
+    }
+}
+
+fn all_see(sim: &Sim, of: usize, status: NodeStatus) -> bool {
+    sim.alive()
+        .into_iter()
+        .filter(|v| *v != of)
+        .all(|v| sim.status(v, of) == Some(status))
+}
+
+#[test]
+fn five_members_converge_then_a_crash_is_down_everywhere_within_three_seconds() {
+    let mut sim = Sim::new(5, 1);
+    let t = sim.until(5_000, |s| (0..5).all(|i| s.ready_count(i) == 5));
+    assert!(t.is_some(), "did not converge");
+    sim.run(2_000);
+    sim.nodes[3] = None;
+    let t = sim
+        .until(10_000, |s| all_see(s, 3, NodeStatus::Down))
+        .expect("crash never detected");
+    assert!(t <= 3_000, "detection took {t} ms");
+    // A restart with a higher generation is Ready again with the same name.
+    sim.boot(3, 2);
+    sim.until(3_000, |s| all_see(s, 3, NodeStatus::Ready)).expect("restart not Ready");
+    assert_eq!(sim.nodes[3].as_ref().unwrap().me().name, name(3));
+}
+
+#[test]
+fn a_partition_is_seen_from_both_sides_and_heals() {
+    let mut sim = Sim::new(5, 2);
+    sim.until(5_000, |s| (0..5).all(|i| s.ready_count(i) == 5)).expect("converge");
+    sim.run(1_000);
+    sim.cut.insert(2);
+    sim.until(10_000, |s| all_see(s, 2, NodeStatus::Down))
+        .expect("majority never saw the cut node Down");
+    sim.until(30_000, |s| {
+        [0, 1, 3, 4].iter().all(|o| matches!(s.status(2, *o), Some(NodeStatus::Down)))
+    })
+    .expect("the cut node never saw the others Down");
+    sim.cut.clear();
+    let t = sim.until(10_000, |s| (0..5).all(|i| s.ready_count(i) == 5)).expect("never healed");
+    assert!(t <= 3_000, "heal took {t} ms");
+}
+
+#[test]
+fn a_member_that_leaves_is_left_not_down() {
+    let mut sim = Sim::new(4, 3);
+    sim.until(5_000, |s| (0..4).all(|i| s.ready_count(i) == 4)).expect("converge");
+    let fx = sim.nodes[1].as_mut().unwrap().leave(sim.now);
+    sim.effects(1, fx);
+    sim.run(500);
+    sim.nodes[1] = None;
+    sim.run(5_000);
+    assert!(
+        all_see(&sim, 1, NodeStatus::Left),
+        "{:?}",
+        (0..4).map(|v| sim.status(v, 1)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_hundred_members_converge() {
+    let mut sim = Sim::new(100, 4);
+    let t = sim.until(60_000, |s| (0..100).all(|i| s.ready_count(i) == 100));
+    assert!(t.is_some(), "fewest Ready: {}", (0..100).map(|i| sim.ready_count(i)).min().unwrap());
+}
+
+#[test]
+fn ten_idle_minutes_with_lossy_links_mark_nobody_down() {
+    let mut sim = Sim::new(5, 5);
+    sim.until(5_000, |s| (0..5).all(|i| s.ready_count(i) == 5)).expect("converge");
+    sim.loss = 0.05;
+    sim.run(600_000);
+    assert!(sim.downs.is_empty(), "false Down marks: {:?}", sim.downs);
+}
+
+#[test]
+fn a_late_clock_raises_local_health_and_stretches_timeouts() {
+    let mut sim = Sim::new(3, 6);
+    sim.until(5_000, |s| (0..3).all(|i| s.ready_count(i) == 3)).expect("converge");
+    // Member 0 is starved: its timers fire half a second late, repeatedly.
+    let m = sim.nodes[0].as_mut().unwrap();
+    let mut now = sim.now;
+    for _ in 0..5 {
+        now = m.next_wake().unwrap_or(now) + 500;
+        let _ = m.handle_tick(now);
+    }
+    assert!(m.health() >= 3, "health score {}", m.health());
+}

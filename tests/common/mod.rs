@@ -44,6 +44,16 @@ fn free_udp_port() -> u16 {
 impl TestNode {
     /// Starts an agent with a short back-off and imports the project's images.
     pub fn start(label: &str) -> TestNode {
+        let node = TestNode::start_bare(label);
+        let images = images_dir();
+        for i in ["busybox.tar", "hello-http.tar"] {
+            node.ok(&["image", "import", images.join(i).to_str().unwrap()]);
+        }
+        node
+    }
+
+    /// Starts an agent without images (cluster tests).
+    pub fn start_bare(label: &str) -> TestNode {
         require_root();
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let dir = PathBuf::from(format!("/tmp/shoal-it-{}-{label}-{n}", std::process::id()));
@@ -57,10 +67,6 @@ impl TestNode {
             prefix,
         };
         node.start_agent();
-        let images = images_dir();
-        for i in ["busybox.tar", "hello-http.tar"] {
-            node.ok(&["image", "import", images.join(i).to_str().unwrap()]);
-        }
         node
     }
 
