@@ -61,11 +61,12 @@ pub(super) async fn run(a: Args) -> Result<i32> {
     let mut converged = false;
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let (done, fewest) = fleet.convergence(expect).await;
+        let (done, fewest, example) = fleet.convergence(expect).await;
         println!(
-            "hollow: {} ms: {done}/{} members see {expect} Ready (fewest: {fewest})",
+            "hollow: {} ms: {done}/{} members see {expect} Ready (fewest: {fewest}){}",
             t0.elapsed().as_millis(),
-            fleet.len()
+            fleet.len(),
+            example.map(|e| format!("; e.g. {e}")).unwrap_or_default()
         );
         if done == fleet.len() {
             println!("hollow: converged in {} ms", t0.elapsed().as_millis());

@@ -33,6 +33,8 @@ pub struct GossipConfig {
     pub announce_down_every_ms: u64,
     /// Resend hellos to seeds and metadata-less members this often.
     pub hello_every_ms: u64,
+    /// Push-pull the whole view with one random member this often.
+    pub sync_every_ms: u64,
     /// Largest datagram foca may build (a QUIC datagram carries about 1150 bytes).
     pub max_packet: usize,
 }
@@ -48,6 +50,7 @@ impl Default for GossipConfig {
             gossip_fanout: 3,
             announce_down_every_ms: 1000,
             hello_every_ms: 1000,
+            sync_every_ms: 5000,
             max_packet: 1100,
         }
     }
@@ -87,11 +90,11 @@ impl GossipConfig {
 /// What the core asks of the edge.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Send one datagram.
+    /// Send one message: a datagram, or a stream when [`wire::is_stream`] says so.
     Send {
         /// To this member address.
         to: SocketAddr,
-        /// The datagram.
+        /// The framed message.
         data: Vec<u8>,
     },
     /// A member's status changed as this node sees it.
@@ -128,6 +131,7 @@ pub struct Membership {
     leaving: bool,
     sized_for: usize,
     incarnation: Option<u16>,
+    next_sync: u64,
     rng: SmallRng,
     out: Vec<Effect>,
 }
@@ -155,6 +159,7 @@ impl Membership {
             leaving: false,
             sized_for: 1,
             incarnation: None,
+            next_sync: 0,
             rng: SmallRng::seed_from_u64(rng_seed ^ 0x5_4041),
             out: Vec::new(),
         };
@@ -187,6 +192,15 @@ impl Membership {
                 let _ = self.foca.handle_data(bytes, &mut self.rt);
             }
             Some(Datagram::Control(c)) => self.control(from, c),
+            Some(Datagram::Sync(sync)) if !self.leaving => {
+                let _ = self.foca.apply_many(sync.members.into_iter(), true, &mut self.rt);
+                if sync.reply {
+                    self.out.push(Effect::Send {
+                        to: from,
+                        data: self.sync_message(false),
+                    });
+                }
+            }
             _ => {}
         }
         self.finish(now)
@@ -266,7 +280,23 @@ impl Membership {
             }
         }
         self.hellos(now);
+        if self.active && now >= self.next_sync {
+            self.next_sync = now + self.cfg.sync_every_ms;
+            if let Some(to) = self.pick_active(1).pop() {
+                self.out.push(Effect::Send {
+                    to,
+                    data: self.sync_message(true),
+                });
+            }
+        }
         self.finish(now)
+    }
+
+    fn sync_message(&self, reply: bool) -> Vec<u8> {
+        wire::sync(&wire::Sync {
+            members: self.foca.iter_membership_state().cloned().collect(),
+            reply,
+        })
     }
 
     /// When the next timer is due, if any.
@@ -369,17 +399,27 @@ impl Membership {
         }
     }
 
+    fn status(&self, m: &foca::Member<MemberId>) -> NodeStatus {
+        match m.state() {
+            State::Alive => NodeStatus::Ready,
+            State::Suspect => NodeStatus::Suspect,
+            State::Down if self.left.contains(&(m.id().name.clone(), m.id().generation)) => NodeStatus::Left,
+            State::Down => NodeStatus::Down,
+        }
+    }
+
+    /// Emits `Changed` for every member whose status moved (no allocation unless one did).
     fn statuses(&mut self) {
-        for v in self.nodes() {
-            let prev = self.statuses.insert(v.name.clone(), v.status);
-            if prev != Some(v.status) {
-                self.out.push(Effect::Changed {
-                    name: v.name,
-                    from: prev,
-                    to: v.status,
-                    addr: v.addr,
-                });
+        let mut changed = Vec::new();
+        for m in self.foca.iter_membership_state() {
+            let status = self.status(m);
+            if self.statuses.get(&m.id().name) != Some(&status) {
+                changed.push((m.id().name.clone(), m.id().addr, status));
             }
+        }
+        for (name, addr, to) in changed {
+            let from = self.statuses.insert(name.clone(), to);
+            self.out.push(Effect::Changed { name, from, to, addr });
         }
     }
 
@@ -391,16 +431,7 @@ impl Membership {
             .foca
             .iter_membership_state()
             .filter(|m| m.id().name != self.me.name)
-            .map(|m| {
-                let id = m.id();
-                let status = match m.state() {
-                    State::Alive => NodeStatus::Ready,
-                    State::Suspect => NodeStatus::Suspect,
-                    State::Down if self.left.contains(&(id.name.clone(), id.generation)) => NodeStatus::Left,
-                    State::Down => NodeStatus::Down,
-                };
-                self.view(id, status)
-            })
+            .map(|m| self.view(m.id(), self.status(m)))
             .collect();
         rest.sort_by(|a, b| a.name.cmp(&b.name));
         v.extend(rest);

@@ -114,18 +114,30 @@ async fn accept(endpoint: quinn::Endpoint, gossip: mpsc::Sender<quinn::Connectio
 }
 
 impl Hollow {
-    /// How many members see at least `expect` members Ready, and the fewest Ready any member sees.
-    pub async fn convergence(&self, expect: usize) -> (usize, usize) {
+    /// How many members see at least `expect` members Ready, the fewest Ready
+    /// any member sees, and an example of what a lagging member is missing.
+    pub async fn convergence(&self, expect: usize) -> (usize, usize, Option<String>) {
         let mut done = 0;
         let mut fewest = usize::MAX;
+        let mut example = None;
         for h in &self.handles {
-            let ready = h.nodes().await.iter().filter(|n| n.status == NodeStatus::Ready).count();
+            let nodes = h.nodes().await;
+            let ready = nodes.iter().filter(|n| n.status == NodeStatus::Ready).count();
             fewest = fewest.min(ready);
             if ready >= expect {
                 done += 1;
+            } else if example.is_none() {
+                let odd: Vec<String> = nodes
+                    .iter()
+                    .filter(|n| n.status != NodeStatus::Ready)
+                    .map(|n| format!("{} {}", n.name, n.status))
+                    .take(3)
+                    .collect();
+                let me = nodes.first().map(|n| n.name.clone()).unwrap_or_default();
+                example = Some(format!("{me} knows {} members; not Ready: [{}]", nodes.len(), odd.join(", ")));
             }
         }
-        (done, fewest)
+        (done, fewest, example)
     }
 
     /// The members.

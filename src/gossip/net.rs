@@ -90,6 +90,8 @@ const QUEUE_MAX: usize = 8;
 const REDIAL_MS: u64 = 250;
 const DIAL_TIMEOUT: Duration = Duration::from_millis(1500);
 const TICK_MS: u64 = 100;
+/// Largest full-state sync accepted (about 20 000 members).
+const SYNC_MAX: usize = 1 << 20;
 
 struct Edge {
     endpoint: quinn::Endpoint,
@@ -187,6 +189,17 @@ impl Edge {
     fn send(&mut self, to: SocketAddr, data: Vec<u8>, now: u64) {
         let peer = self.peers.entry(to).or_default();
         if let Some(conn) = &peer.conn {
+            if super::wire::is_stream(&data) {
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut s) = conn.open_uni().await {
+                        if s.write_all(&data).await.is_ok() {
+                            let _ = s.finish();
+                        }
+                    }
+                });
+                return;
+            }
             match conn.send_datagram(Bytes::from(data.clone())) {
                 Ok(()) => return,
                 Err(e) => {
@@ -259,18 +272,29 @@ impl Edge {
         let mut shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             loop {
-                let d = tokio::select! {
+                let data = tokio::select! {
                     biased;
                     _ = shutdown.wait() => break,
-                    d = conn.read_datagram() => d,
-                };
-                match d {
-                    Ok(data) => {
-                        if datagrams.send((addr, data)).await.is_err() {
-                            break;
+                    d = conn.read_datagram() => match d {
+                        Ok(d) => d,
+                        Err(_) => break,
+                    },
+                    s = conn.accept_uni() => match s {
+                        Ok(mut s) => {
+                            // A full-state sync: bounded, read off the loop.
+                            let datagrams = datagrams.clone();
+                            tokio::spawn(async move {
+                                if let Ok(data) = s.read_to_end(SYNC_MAX).await {
+                                    let _ = datagrams.send((addr, Bytes::from(data))).await;
+                                }
+                            });
+                            continue;
                         }
-                    }
-                    Err(_) => break,
+                        Err(_) => break,
+                    },
+                };
+                if datagrams.send((addr, data)).await.is_err() {
+                    break;
                 }
             }
             let _ = events.send(ConnEvent::Closed(addr, id)).await;

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# bench/cluster.sh - Shoal's membership measured in the shared netns harness
+# (../shared/bench/cluster), side by side with HashiCorp Serf. Root.
+#   bench/cluster.sh shoal    # N=5: formation, idle, kill -9 x REPS, partition x REPS
+#   bench/cluster.sh serf     # the same stages for Serf (LAN profile)
+#   bench/cluster.sh soak     # 5 Shoal nodes idle for SOAK_SECS (600), counting Down/Suspect marks
+# Env: N (5), REPS (10), SHOAL (target/release/shoal), KIT (../shared/bench/cluster).
+# Results: $PEER_STATE/results/{own_N5_shoal,serf_N5}.{tsv,summary}; soak prints its counts.
+set -u
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+KIT=${KIT:-$(cd "$HERE/../shared/bench/cluster" && pwd)}
+export SHOAL=${SHOAL:-$HERE/target/release/shoal}
+export N=${N:-5} REPS=${REPS:-10}
+export PEER_STATE=${PEER_STATE:-/tmp/peer-cluster}
+[[ -x $SHOAL ]] || { echo "build first: cargo build --release" >&2; exit 1; }
+
+# Runs in each host (own.sh exports I, IP, IP1, N, V, DATA). Host 1 inits and,
+# once its agent answers, writes a join token; the others wait for it and join.
+# The last command execs the agent, so own.sh tracks the agent's own pid.
+export OWN_START='
+TOKEN=$PEER_STATE/own/token; ADMIN=$PEER_STATE/own/h1/admin.conf
+if [ ! -f "$DATA/node.yaml" ]; then
+  if [ "$I" = 1 ]; then
+    "$SHOAL" init --data-dir "$DATA" --name h1 --listen "$IP:4740" >/dev/null
+    ( for k in $(seq 100); do
+        t=$("$SHOAL" token create --config "$ADMIN" --server "$IP:4740" 2>/dev/null) && { echo "$t" > "$TOKEN.tmp"; mv "$TOKEN.tmp" "$TOKEN"; exit 0; }
+        sleep 0.05; done ) &
+  else
+    for k in $(seq 200); do [ -s "$TOKEN" ] && break; sleep 0.05; done
+    "$SHOAL" join "$IP1:4740" --token "$(cat "$TOKEN")" --data-dir "$DATA" --name "h$I" --listen "$IP:4740" >/dev/null
+  fi
+fi
+exec "$SHOAL" agent --data-dir "$DATA"'
+export OWN_SEES_ALL='[ "$("$SHOAL" get nodes -o json --config "$PEER_STATE/own/h1/admin.conf" --server "$IP:4740" 2>/dev/null | grep -c "\"status\": \"Ready\"")" -ge "$N" ]'
+export OWN_SEES_FAILED='"$SHOAL" get nodes --config "$PEER_STATE/own/h1/admin.conf" --server "$IP:4740" 2>/dev/null | awk -v v="h$V" '"'"'$1==v && $2=="Down"{f=1} END{exit !f}'"'"''
+
+case ${1:-} in
+  shoal)
+    TAG=shoal STAGES=${STAGES:-"up idle kill partition"} "$KIT/own.sh" ;;
+  serf)
+    "$KIT/setup.sh" >/dev/null
+    STAGES=${STAGES:-"formation idle kill partition"} "$KIT/serf.sh" ;;
+  soak)
+    SOAK_SECS=${SOAK_SECS:-600}
+    . "$KIT/lib.sh"
+    trap 'peer_teardown >/dev/null 2>&1; rm -rf "$PEER_STATE/own"' EXIT
+    peer_teardown >/dev/null 2>&1; rm -rf "$PEER_STATE/own"; mkdir -p "$PEER_STATE/own"
+    peer_net_up "$N"
+    export IP1; IP1=$(peer_ip 1)
+    for ((i = 1; i <= N; i++)); do
+      mkdir -p "$PEER_STATE/own/h$i"
+      I=$i IP=$(peer_ip "$i") DATA=$PEER_STATE/own/h$i peer_spawn "own-h$i" "$i" "$PEER_STATE/own/h$i.log" \
+        env SHOAL_LOG=info bash -c "$OWN_START" >/dev/null
+      sleep 0.2
+    done
+    r=$(peer_until "$EPOCHREALTIME" 60 0.2 "$OWN_SEES_ALL" $(seq 1 "$N"))
+    echo "formed: $r"
+    sleep "$SOAK_SECS"
+    down=$(cat "$PEER_STATE"/own/h*.log | grep "member status" | grep -c "to=Down")
+    susp=$(cat "$PEER_STATE"/own/h*.log | grep "member status" | grep -c "to=Suspect")
+    echo "soak ${SOAK_SECS}s N=$N: false Down marks: $down, Suspect marks: $susp"
+    ;;
+  *) sed -n 2,9p "$0"; exit 1 ;;
+esac

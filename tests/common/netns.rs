@@ -1,0 +1,297 @@
+//! Test hosts made of network namespaces on one bridge, each running the real
+//! `shoal` binary with its own data dir. Hosts can be killed, cut off from
+//! the bridge (a silent black hole) and healed. Every namespace, link,
+//! process and data dir is removed on drop, on failure too.
+
+use super::BIN;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Subnet of every harness; each harness has its own bridge in its own namespace.
+pub const NET: &str = "10.88.0";
+pub const PORT: u16 = 4740;
+
+pub struct Host {
+    pub ns: String,
+    pub ip: String,
+    pub dir: PathBuf,
+    pub agent: Option<Child>,
+}
+
+pub struct Net {
+    pub id: String,
+    core: String,
+    pub hosts: Vec<Host>,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip (iproute2)");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Net {
+    /// `n` hosts, `NET.1` to `NET.n`.
+    pub fn new(n: usize) -> Net {
+        super::require_root();
+        let id = format!("shoal{}n{}", std::process::id() % 100_000, SEQ.fetch_add(1, Ordering::SeqCst));
+        let core = format!("{id}-core");
+        let mut net = Net {
+            id: id.clone(),
+            core: core.clone(),
+            hosts: Vec::new(),
+        };
+        ip(&["netns", "add", &core]);
+        ip(&["-n", &core, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n",
+            &core,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]);
+        ip(&["-n", &core, "link", "set", "br0", "up"]);
+        for i in 1..=n {
+            let ns = format!("{id}-h{i}");
+            let dir = PathBuf::from(format!("/tmp/shoal-it-{id}-h{i}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            // Pushed before it is built, so a failure half-way is still cleaned up.
+            net.hosts.push(Host {
+                ns: ns.clone(),
+                ip: format!("{NET}.{i}"),
+                dir,
+                agent: None,
+            });
+            ip(&["netns", "add", &ns]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            let port = format!("p{i}");
+            ip(&[
+                "-n", &core, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ]);
+            ip(&["-n", &core, "link", "set", &port, "master", "br0"]);
+            ip(&["-n", &core, "link", "set", &port, "up"]);
+            ip(&["-n", &ns, "addr", "add", &format!("{NET}.{i}/24"), "dev", "eth0"]);
+            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        }
+        net
+    }
+
+    pub fn host(&self, i: usize) -> &Host {
+        &self.hosts[i - 1]
+    }
+
+    pub fn addr(&self, i: usize) -> String {
+        format!("{}:{PORT}", self.host(i).ip)
+    }
+
+    pub fn admin_conf(&self) -> PathBuf {
+        self.host(1).dir.join("admin.conf")
+    }
+
+    /// Runs `shoal ARGS` inside host `i` with the admin credentials.
+    pub fn run(&self, i: usize, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.host(i).ns, BIN])
+            .args(args)
+            .env("SHOAL_CONFIG", self.admin_conf())
+            .env("SHOAL_LOG", "warn")
+            .output()
+            .expect("run shoal in a namespace")
+    }
+
+    pub fn ok(&self, i: usize, args: &[&str]) -> String {
+        let out = self.run(i, args);
+        assert!(
+            out.status.success(),
+            "shoal {args:?} on host {i} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `shoal init` on host `i` (the first node).
+    pub fn init(&self, i: usize) {
+        let h = self.host(i);
+        self.ok(
+            i,
+            &[
+                "init",
+                "--data-dir",
+                h.dir.to_str().unwrap(),
+                "--name",
+                &format!("h{i}"),
+                "--listen",
+                &self.addr(i),
+            ],
+        );
+    }
+
+    /// `shoal join` from host `i` to host `via`.
+    pub fn join(&self, i: usize, via: usize, token: &str) {
+        let h = self.host(i);
+        let label = format!("rack=r{i}");
+        self.ok(
+            i,
+            &[
+                "join",
+                &self.addr(via),
+                "--token",
+                token,
+                "--data-dir",
+                h.dir.to_str().unwrap(),
+                "--name",
+                &format!("h{i}"),
+                "--listen",
+                &self.addr(i),
+                "--zone",
+                "lab",
+                "--label",
+                &label,
+            ],
+        );
+    }
+
+    /// Starts `shoal agent` in host `i` (`ip netns exec` execs it, so the child pid is the agent's).
+    pub fn start_agent(&mut self, i: usize) {
+        let h = &self.hosts[i - 1];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(h.dir.with_extension("log"))
+            .unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &h.ns, BIN, "agent", "--data-dir", h.dir.to_str().unwrap()])
+            .env("SHOAL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn agent");
+        self.hosts[i - 1].agent = Some(child);
+    }
+
+    /// SIGKILL host `i`'s agent.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut c) = self.hosts[i - 1].agent.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for host `i`'s agent to exit on its own.
+    pub fn wait_exit(&mut self, i: usize, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if let Some(c) = self.hosts[i - 1].agent.as_mut() {
+                if let Ok(Some(_)) = c.try_wait() {
+                    self.hosts[i - 1].agent = None;
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// Cuts host `i` off: its bridge port leaves the bridge, so frames vanish silently.
+    pub fn partition(&self, i: usize) {
+        ip(&["-n", &self.core, "link", "set", &format!("p{i}"), "nomaster"]);
+    }
+
+    pub fn heal(&self, i: usize) {
+        ip(&["-n", &self.core, "link", "set", &format!("p{i}"), "master", "br0"]);
+    }
+
+    /// Node name → status, as host `viewer` sees the cluster (empty if it does not answer).
+    pub fn view(&self, viewer: usize) -> Vec<(String, String)> {
+        let out = self.run(viewer, &["get", "nodes", "-o", "json", "--server", &self.addr(viewer)]);
+        if !out.status.success() {
+            return Vec::new();
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|n| {
+                        (
+                            n["name"].as_str().unwrap_or("").to_string(),
+                            n["status"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Polls until `pred(viewer, view)` holds for every viewer, or panics after `secs`.
+    pub fn wait_views(&self, viewers: &[usize], secs: u64, what: &str, pred: impl Fn(usize, &[(String, String)]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let views: Vec<_> = viewers.iter().map(|v| (*v, self.view(*v))).collect();
+            if views.iter().all(|(v, view)| pred(*v, view)) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("{what}: not reached in {secs} s; views: {views:?}\nlogs:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.hosts
+            .iter()
+            .map(|h| {
+                format!(
+                    "--- {}\n{}",
+                    h.ns,
+                    std::fs::read_to_string(h.dir.with_extension("log")).unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Status of `name` in a view.
+pub fn status_of<'a>(view: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    view.iter().find(|(n, _)| n == name).map(|(_, s)| s.as_str())
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for h in &mut self.hosts {
+            if let Some(mut c) = h.agent.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        for h in &self.hosts {
+            // Anything still in the namespace was started by this harness.
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", &h.ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok())
+                {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", &h.ns]).status();
+            if std::env::var_os("SHOAL_KEEP_TEST_DIRS").is_none() {
+                let _ = std::fs::remove_dir_all(&h.dir);
+                let _ = std::fs::remove_file(h.dir.with_extension("log"));
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.core]).status();
+    }
+}
