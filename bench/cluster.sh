@@ -4,6 +4,7 @@
 #   bench/cluster.sh shoal    # N=5: formation, idle, kill -9 x REPS, partition x REPS
 #   bench/cluster.sh serf     # the same stages for Serf (LAN profile)
 #   bench/cluster.sh soak     # 5 Shoal nodes idle for SOAK_SECS (600), counting Down/Suspect marks
+#   bench/cluster.sh join     # N-1 nodes up; REPS times: join host N (join + agent start) until all see N
 # Env: N (5), REPS (10), SHOAL (target/release/shoal), KIT (../shared/bench/cluster).
 # Results: $PEER_STATE/results/{own_N5_shoal,serf_N5}.{tsv,summary}; soak prints its counts.
 set -u
@@ -40,21 +41,35 @@ case ${1:-} in
   serf)
     "$KIT/setup.sh" >/dev/null
     STAGES=${STAGES:-"formation idle kill partition"} "$KIT/serf.sh" ;;
-  soak)
+  soak | join)
     SOAK_SECS=${SOAK_SECS:-600}
     . "$KIT/lib.sh"
     trap 'peer_teardown >/dev/null 2>&1; rm -rf "$PEER_STATE/own"' EXIT
     peer_teardown >/dev/null 2>&1; rm -rf "$PEER_STATE/own"; mkdir -p "$PEER_STATE/own"
     peer_net_up "$N"
     export IP1; IP1=$(peer_ip 1)
-    for ((i = 1; i <= N; i++)); do
+    up=$N; [[ $1 == join ]] && up=$((N - 1))
+    for ((i = 1; i <= up; i++)); do
       mkdir -p "$PEER_STATE/own/h$i"
       I=$i IP=$(peer_ip "$i") DATA=$PEER_STATE/own/h$i peer_spawn "own-h$i" "$i" "$PEER_STATE/own/h$i.log" \
         env SHOAL_LOG=info bash -c "$OWN_START" >/dev/null
       sleep 0.2
     done
-    r=$(peer_until "$EPOCHREALTIME" 60 0.2 "$OWN_SEES_ALL" $(seq 1 "$N"))
+    r=$(N=$up peer_until "$EPOCHREALTIME" 60 0.2 "$OWN_SEES_ALL" $(seq 1 "$up"))
     echo "formed: $r"
+    if [[ $1 == join ]]; then
+      for ((r = 1; r <= REPS; r++)); do
+        rm -rf "$PEER_STATE/own/h$N"; mkdir -p "$PEER_STATE/own/h$N"
+        t0=$EPOCHREALTIME
+        I=$N IP=$(peer_ip "$N") DATA=$PEER_STATE/own/h$N peer_spawn "own-h$N" "$N" "$PEER_STATE/own/h$N.log" \
+          bash -c "$OWN_START" >/dev/null
+        res=$(peer_until "$t0" 30 0.05 "$OWN_SEES_ALL" $(seq 1 "$N"))
+        echo "join r$r: first/all/seen/total=$res"
+        ip netns exec "$(peer_ns "$N")" "$SHOAL" leave --data-dir "$PEER_STATE/own/h$N" >/dev/null
+        sleep 1; peer_kill "own-h$N" KILL; sleep 1
+      done
+      exit 0
+    fi
     sleep "$SOAK_SECS"
     down=$(cat "$PEER_STATE"/own/h*.log | grep "member status" | grep -c "to=Down")
     susp=$(cat "$PEER_STATE"/own/h*.log | grep "member status" | grep -c "to=Suspect")

@@ -24,6 +24,7 @@ for i in busybox hello-http; do "$bin" image import "images/out/$i.tar"; done
 i=0; until "$bin" logs hello -c client 2>/dev/null | grep -q Hello; do
   i=$((i+1)); [ $i -lt 150 ] || { "$bin" describe pod hello; exit 1; }; sleep 0.2
 done
+"$bin" get nodes
 "$bin" get pods -o wide
 echo "--- shoal logs hello -c client"
 "$bin" logs hello -c client | head -3

@@ -165,11 +165,20 @@ fn prepare_dir(data: &std::path::Path) -> Result<PathBuf, DaemonError> {
 /// certificate, admin credentials, node.yaml. Returns whether it created one.
 pub fn init(opts: &InitOptions) -> Result<bool, DaemonError> {
     let paths = NodePaths::new(&opts.data_dir);
-    if paths.pki().join("ca.crt").exists() && NodeSettings::load(&opts.data_dir).is_ok() {
+    let advertise = opts.advertise.unwrap_or_else(|| settings::advertise_for(opts.listen, None));
+    if paths.pki().join("ca.crt").exists() {
+        if NodeSettings::load(&opts.data_dir).is_err() {
+            // A data dir from before node.yaml existed: keep its credentials.
+            let role = if paths.pki().join("ca.key").exists() {
+                Role::Server
+            } else {
+                Role::Agent
+            };
+            opts.settings(role, advertise, Vec::new()).save(&opts.data_dir)?;
+        }
         return Ok(false);
     }
     let pki_dir = prepare_dir(&opts.data_dir)?;
-    let advertise = opts.advertise.unwrap_or_else(|| settings::advertise_for(opts.listen, None));
     let ca = Authority::generate(&opts.name)?;
     let node = ca.issue_node(&opts.name, &advertised_ips(opts.listen, advertise))?;
     pki::save_identity(&pki_dir, "node", &node)?;
@@ -345,4 +354,26 @@ fn membership(cfg: &Config, me: &NodeSettings, store: &Store) -> Result<Membersh
         generation,
     };
     Ok(Membership::new(id, meta, seeds, cfg.gossip.clone(), generation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_keeps_an_existing_cluster_and_completes_an_old_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = InitOptions::new(dir.path().join("d"));
+        opts.name = "n1".into();
+        opts.listen = "127.0.0.1:4740".parse().unwrap();
+        assert!(init(&opts).unwrap());
+        let ca = std::fs::read_to_string(dir.path().join("d/pki/ca.crt")).unwrap();
+        assert!(!init(&opts).unwrap(), "a second init must not make a new CA");
+        // A data dir from before node.yaml: the CA stays, the settings appear.
+        std::fs::remove_file(settings::path(&opts.data_dir)).unwrap();
+        assert!(!init(&opts).unwrap());
+        assert_eq!(ca, std::fs::read_to_string(dir.path().join("d/pki/ca.crt")).unwrap());
+        let s = NodeSettings::load(&opts.data_dir).unwrap();
+        assert_eq!((s.name.as_str(), s.role), ("n1", Role::Server));
+    }
 }
