@@ -48,7 +48,7 @@ impl Default for GossipConfig {
             min_suspicion_ms: 800,
             gossip_every_ms: 200,
             gossip_fanout: 3,
-            announce_down_every_ms: 1000,
+            announce_down_every_ms: 500,
             hello_every_ms: 1000,
             sync_every_ms: 5000,
             max_packet: 1100,

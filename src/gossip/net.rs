@@ -176,6 +176,13 @@ impl Edge {
                     } else {
                         debug!(node = %name, %addr, from = ?from, to = %to, "member status");
                     }
+                    if matches!(to, super::NodeStatus::Down | super::NodeStatus::Left) {
+                        // Its connection may sit in loss-recovery back-off for
+                        // seconds; start afresh when it comes back.
+                        if let Some(c) = self.peers.get_mut(&addr).and_then(|p| p.conn.take()) {
+                            c.close(0u32.into(), b"member down");
+                        }
+                    }
                     if to == super::NodeStatus::Ready && self.ready.insert(addr) {
                         if let Some(r) = self.remember.as_mut() {
                             r(self.ready.iter().copied().collect());
