@@ -191,7 +191,7 @@ impl Membership {
                 // Errors are bad or stale packets from one peer: dropped, as UDP would.
                 let _ = self.foca.handle_data(bytes, &mut self.rt);
             }
-            Some(Datagram::Control(c)) => self.control(from, c),
+            Some(Datagram::Control(c)) => self.control(c),
             Some(Datagram::Sync(sync)) if !self.leaving => {
                 let _ = self.foca.apply_many(sync.members.into_iter(), true, &mut self.rt);
                 if sync.reply {
@@ -206,7 +206,7 @@ impl Membership {
         self.finish(now)
     }
 
-    fn control(&mut self, from: SocketAddr, c: Control) {
+    fn control(&mut self, c: Control) {
         match c {
             Control::Hello { id, meta } => {
                 self.learn(&id, meta);
@@ -229,7 +229,6 @@ impl Membership {
                 if id.name == self.me.name || !self.left.insert((id.name.clone(), id.generation)) {
                     return;
                 }
-                let _ = from;
                 // Down is final for this identity; Left is how we show it.
                 let _ = self
                     .foca
@@ -370,7 +369,11 @@ impl Membership {
         while let Some((after, timer)) = self.rt.to_schedule() {
             let ms = after.as_millis() as u64;
             let ms = match timer {
-                Timer::ProbeRandomMember(_) | Timer::SendIndirectProbe { .. } | Timer::ChangeSuspectToDown { .. } => self.health.scale(ms),
+                // As memberlist does: local health stretches the probe interval
+                // and timeout, never the suspicion timeout. A suspicion that
+                // outlived a partition would otherwise hold a healthy member
+                // Suspect for seconds after the heal.
+                Timer::ProbeRandomMember(_) | Timer::SendIndirectProbe { .. } => self.health.scale(ms),
                 _ => ms,
             };
             self.seq += 1;

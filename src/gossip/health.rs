@@ -1,7 +1,7 @@
 //! Lifeguard's local health multiplier: a node that is itself slow (its
 //! timers fire late, it had to refute suspicion of itself, several of its
-//! probes failed at once) stretches its own probe and suspicion timeouts
-//! instead of accusing healthy members.
+//! probes failed at once) stretches its own probe interval and probe
+//! timeout, so it raises fewer suspicions against healthy members.
 
 /// Highest multiplier minus one (Lifeguard uses 8).
 pub const MAX_SCORE: u32 = 8;
