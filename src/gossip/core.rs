@@ -132,6 +132,7 @@ pub struct Membership {
     sized_for: usize,
     incarnation: Option<u16>,
     next_sync: u64,
+    suspects: HashMap<String, (u64, bool)>,
     rng: SmallRng,
     out: Vec<Effect>,
 }
@@ -160,6 +161,7 @@ impl Membership {
             sized_for: 1,
             incarnation: None,
             next_sync: 0,
+            suspects: HashMap::new(),
             rng: SmallRng::seed_from_u64(rng_seed ^ 0x5_4041),
             out: Vec::new(),
         };
@@ -279,6 +281,7 @@ impl Membership {
             }
         }
         self.hellos(now);
+        self.stale_suspicions(now);
         if self.active && now >= self.next_sync {
             self.next_sync = now + self.cfg.sync_every_ms;
             if let Some(to) = self.pick_active(1).pop() {
@@ -289,6 +292,38 @@ impl Membership {
             }
         }
         self.finish(now)
+    }
+
+    /// foca drops its pending timers when our identity is renewed (after a
+    /// partition, say), which can leave a member Suspect with no timer to
+    /// settle it. Past the suspicion timeout we push our view to the suspect
+    /// so that, if alive, it refutes at once; past twice that, we declare it
+    /// Down ourselves, as its timer would have.
+    fn stale_suspicions(&mut self, now: u64) {
+        let limit = self.cfg.suspicion_ms(self.sized_for);
+        let mut nudge = Vec::new();
+        let mut down = Vec::new();
+        for m in self.foca.iter_membership_state() {
+            if m.state() != State::Suspect {
+                continue;
+            }
+            let Some((since, nudged)) = self.suspects.get_mut(&m.id().name) else {
+                continue;
+            };
+            if now >= *since + 2 * limit + self.cfg.probe_period_ms {
+                down.push(foca::Member::new(m.id().clone(), m.incarnation(), State::Down));
+            } else if !*nudged && now >= *since + limit + self.cfg.probe_period_ms {
+                *nudged = true;
+                nudge.push(m.id().addr);
+            }
+        }
+        for to in nudge {
+            let data = self.sync_message(true);
+            self.out.push(Effect::Send { to, data });
+        }
+        if !down.is_empty() {
+            let _ = self.foca.apply_many(down.into_iter(), true, &mut self.rt);
+        }
     }
 
     fn sync_message(&self, reply: bool) -> Vec<u8> {
@@ -317,7 +352,7 @@ impl Membership {
         self.drain(now);
         self.leaving = true;
         self.timers.clear();
-        self.statuses();
+        self.statuses(now);
         std::mem::take(&mut self.out)
     }
 
@@ -355,7 +390,7 @@ impl Membership {
             self.sized_for = n;
             let _ = self.foca.set_config(self.cfg.foca(n));
         }
-        self.statuses();
+        self.statuses(now);
         std::mem::take(&mut self.out)
     }
 
@@ -412,7 +447,7 @@ impl Membership {
     }
 
     /// Emits `Changed` for every member whose status moved (no allocation unless one did).
-    fn statuses(&mut self) {
+    fn statuses(&mut self, now: u64) {
         let mut changed = Vec::new();
         for m in self.foca.iter_membership_state() {
             let status = self.status(m);
@@ -421,6 +456,11 @@ impl Membership {
             }
         }
         for (name, addr, to) in changed {
+            if to == NodeStatus::Suspect {
+                self.suspects.insert(name.clone(), (now, false));
+            } else {
+                self.suspects.remove(&name);
+            }
             let from = self.statuses.insert(name.clone(), to);
             self.out.push(Effect::Changed { name, from, to, addr });
         }
