@@ -2,90 +2,15 @@
 //! local health. No sockets and no clock: `handle_*(input, now_ms)` returns
 //! [`Effect`]s, and time only moves when the caller says so.
 
+use super::config::GossipConfig;
 use super::health::{LocalHealth, LATE_MS};
 use super::wire::{self, Control, Datagram};
 use super::{MemberId, NodeMeta, NodeStatus, NodeView};
-use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PeriodicParams, PostcardCodec, State, Timer};
+use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, State, Timer};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::num::{NonZeroU32, NonZeroUsize};
-use std::time::Duration;
-
-/// Protocol timers. The defaults suit a LAN: a dead node is suspected
-/// within a probe period or two and declared down about a second later.
-#[derive(Debug, Clone)]
-pub struct GossipConfig {
-    /// Probe a member this often.
-    pub probe_period_ms: u64,
-    /// Wait this long for a direct ack before asking others to probe.
-    pub probe_rtt_ms: u64,
-    /// Suspicion lasts `factor × log10(members) × probe period`...
-    pub suspicion_factor: f64,
-    /// ...but never less than this.
-    pub min_suspicion_ms: u64,
-    /// Push updates to `gossip_fanout` members this often.
-    pub gossip_every_ms: u64,
-    /// How many members each push goes to.
-    pub gossip_fanout: usize,
-    /// Knock on members we hold down this often (heals partitions).
-    pub announce_down_every_ms: u64,
-    /// Resend hellos to seeds and metadata-less members this often.
-    pub hello_every_ms: u64,
-    /// Push-pull the whole view with one random member this often.
-    pub sync_every_ms: u64,
-    /// Largest datagram foca may build (a QUIC datagram carries about 1150 bytes).
-    pub max_packet: usize,
-}
-
-impl Default for GossipConfig {
-    fn default() -> Self {
-        GossipConfig {
-            probe_period_ms: 400,
-            probe_rtt_ms: 150,
-            suspicion_factor: 3.0,
-            min_suspicion_ms: 800,
-            gossip_every_ms: 200,
-            gossip_fanout: 3,
-            announce_down_every_ms: 500,
-            hello_every_ms: 1000,
-            sync_every_ms: 5000,
-            max_packet: 1100,
-        }
-    }
-}
-
-impl GossipConfig {
-    /// How long a suspect stays suspect in a cluster of `n`.
-    pub fn suspicion_ms(&self, n: usize) -> u64 {
-        let f = self.suspicion_factor * (n.max(2) as f64).log10() * self.probe_period_ms as f64;
-        (f as u64).max(self.min_suspicion_ms)
-    }
-
-    fn foca(&self, n: usize) -> foca::Config {
-        let ms = Duration::from_millis;
-        let mut c = foca::Config::new_lan(NonZeroU32::new(n.max(1) as u32).expect("at least one"));
-        c.probe_period = ms(self.probe_period_ms);
-        c.probe_rtt = ms(self.probe_rtt_ms);
-        c.suspect_to_down_after = ms(self.suspicion_ms(n));
-        c.max_packet_size = NonZeroUsize::new(self.max_packet).expect("non-zero");
-        c.notify_down_members = true;
-        c.periodic_gossip = Some(PeriodicParams {
-            frequency: ms(self.gossip_every_ms),
-            num_members: NonZeroUsize::new(self.gossip_fanout.max(1)).expect("non-zero"),
-        });
-        c.periodic_announce = Some(PeriodicParams {
-            frequency: ms(10_000),
-            num_members: NonZeroUsize::new(1).expect("non-zero"),
-        });
-        c.periodic_announce_to_down_members = Some(PeriodicParams {
-            frequency: ms(self.announce_down_every_ms),
-            num_members: NonZeroUsize::new(2).expect("non-zero"),
-        });
-        c
-    }
-}
 
 /// What the core asks of the edge.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,6 +2,7 @@
 //! metadata, graceful leave and Lifeguard-style local health.
 //!
 //! ```text
+//! config.rs  timers (probe 400 ms, suspicion from the cluster size, ...)
 //! core.rs    Membership: handle_datagram / handle_tick / leave (input, now) -> [Effect]
 //! wire.rs    datagram = tag + foca packet | Control{Hello, Meta, Leaving}
 //! health.rs  local health multiplier (stretches our own timeouts when we are slow)
@@ -9,6 +10,7 @@
 //! hollow.rs  many members in one process through the real edge and core
 //! ```
 
+pub mod config;
 pub mod core;
 pub mod health;
 pub mod hollow;
@@ -19,7 +21,8 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use self::core::{Effect, GossipConfig, Membership};
+pub use self::core::{Effect, Membership};
+pub use config::GossipConfig;
 pub use identity::MemberId;
 pub use net::{GossipCmd, Handle};
 
