@@ -10,7 +10,7 @@ install -m 0644 systemd/shoal.service /etc/systemd/system/shoal.service
 mkdir -p /var/lib/shoal
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
-  echo "installed; start with: systemctl enable --now shoal"
+  echo "installed; run 'shoal init' (first node) or 'shoal join ADDR --token T', then: systemctl enable --now shoal"
 else
   echo "installed /usr/local/bin/shoal and /etc/systemd/system/shoal.service (systemd not running here)"
 fi
