@@ -295,16 +295,17 @@ impl Membership {
                 targets.push(id.addr);
             }
         }
+        targets.retain(|to| self.hello_at.get(to).is_none_or(|t| now >= t + self.cfg.hello_every_ms));
+        if targets.is_empty() {
+            return;
+        }
         let hello = wire::control(&Control::Hello {
             id: self.me.clone(),
             meta: self.meta.clone(),
         });
         for to in targets {
-            let due = self.hello_at.get(&to).is_none_or(|t| now >= t + self.cfg.hello_every_ms);
-            if due {
-                self.hello_at.insert(to, now);
-                self.out.push(Effect::Send { to, data: hello.clone() });
-            }
+            self.hello_at.insert(to, now);
+            self.out.push(Effect::Send { to, data: hello.clone() });
         }
     }
 

@@ -207,13 +207,13 @@ impl Edge {
                 });
                 return;
             }
-            match conn.send_datagram(Bytes::from(data.clone())) {
-                Ok(()) => return,
-                Err(e) => {
-                    debug!(peer = %to, error = %e, "gossip connection unusable; redialling");
-                    peer.conn = None;
-                }
+            // A datagram that cannot go is lost, as UDP would lose it; SWIM
+            // copes. The next send dials afresh.
+            if let Err(e) = conn.send_datagram(Bytes::from(data)) {
+                debug!(peer = %to, error = %e, "gossip connection unusable; redialling on the next send");
+                peer.conn = None;
             }
+            return;
         }
         if peer.queue.len() >= QUEUE_MAX {
             peer.queue.remove(0);

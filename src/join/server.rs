@@ -5,7 +5,7 @@ use super::{JoinReply, JoinRequest, Refusal, EXPORTER_LABEL};
 use crate::gossip::{Handle, NodeStatus, NodeView};
 use crate::store::{JoinRecord, Store};
 use crate::transport::framing::{read_frame, write_frame, Frame};
-use crate::transport::pki::Authority;
+use crate::transport::pki::{Authority, NodeRequest};
 use std::sync::Arc;
 use tracing::{info, warn};
 
@@ -85,10 +85,8 @@ pub fn admit(deps: &JoinDeps, req: &JoinRequest, exporter: &[u8], nodes: &[NodeV
         name: req.name.clone(),
         reason,
     })?;
-    let ips = vec![std::net::IpAddr::from([127, 0, 0, 1]), req.advertise.ip()];
-    let (cert, key_sha256) = ca
-        .sign_node_csr(&req.csr, &req.name, &ips)
-        .map_err(|e| Refusal::BadRequest(e.to_string()))?;
+    let csr = NodeRequest::parse(&req.csr).map_err(|e| Refusal::BadRequest(e.to_string()))?;
+    let key_sha256 = csr.key_sha256();
     if let Some(prev) = deps.store.get_join(&req.name).map_err(internal)? {
         if prev.key_sha256 == key_sha256 {
             return Err(Refusal::AlreadyJoined { name: req.name.clone() });
@@ -98,6 +96,10 @@ pub fn admit(deps: &JoinDeps, req: &JoinRequest, exporter: &[u8], nodes: &[NodeV
     if nodes.iter().any(|n| live(&n)) {
         return Err(Refusal::NameTaken { name: req.name.clone() });
     }
+    let ips = vec![std::net::IpAddr::from([127, 0, 0, 1]), req.advertise.ip()];
+    let cert = ca
+        .sign_node_csr(csr, &req.name, &ips)
+        .map_err(|e| Refusal::BadRequest(e.to_string()))?;
     deps.store
         .record_join(&JoinRecord {
             name: req.name.clone(),

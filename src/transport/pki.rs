@@ -147,17 +147,16 @@ impl Authority {
 
     /// Signs a joining node's CSR. Only its public key is taken from the
     /// request: names, usages and validity are the CA's choice. Returns the
-    /// certificate PEM and the hex SHA-256 of the node's public key.
-    pub fn sign_node_csr(&self, csr_pem: &str, node: &str, ips: &[IpAddr]) -> Result<(String, String), PkiError> {
+    /// certificate PEM.
+    pub fn sign_node_csr(&self, csr: NodeRequest, node: &str, ips: &[IpAddr]) -> Result<String, PkiError> {
         let err = |source| PkiError::Cert {
             what: "node request",
             source,
         };
-        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem).map_err(err)?;
-        let key_sha256 = crate::join::token::der_sha256(rcgen::PublicKeyData::der_bytes(&csr.public_key));
+        let mut csr = csr.0;
         csr.params = node_params(node, ips).map_err(err)?;
         let cert = csr.signed_by(&self.cert, &self.key).map_err(err)?;
-        Ok((cert.pem(), key_sha256))
+        Ok(cert.pem())
     }
 
     /// Hex SHA-256 of the CA certificate (DER): what join tokens pin.
@@ -181,6 +180,26 @@ impl Authority {
             cert: cert.pem(),
             key: key.serialize_pem(),
         })
+    }
+}
+
+/// A parsed certificate request from a joining node.
+pub struct NodeRequest(rcgen::CertificateSigningRequestParams);
+
+impl NodeRequest {
+    /// Parses a PEM CSR.
+    pub fn parse(csr_pem: &str) -> Result<NodeRequest, PkiError> {
+        rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map(NodeRequest)
+            .map_err(|source| PkiError::Cert {
+                what: "node request",
+                source,
+            })
+    }
+
+    /// Hex SHA-256 of the requested public key.
+    pub fn key_sha256(&self) -> String {
+        crate::join::token::der_sha256(rcgen::PublicKeyData::der_bytes(&self.0.public_key))
     }
 }
 
