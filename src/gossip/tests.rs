@@ -182,12 +182,18 @@ fn all_see(sim: &Sim, of: usize, status: NodeStatus) -> bool {
         .all(|v| sim.status(v, of) == Some(status))
 }
 
+/// `n` members that all see each other Ready, then a second of quiet.
+fn converged(n: usize, seed: u64) -> Sim {
+    let mut sim = Sim::new(n, seed);
+    sim.until(5_000, |s| (0..n).all(|i| s.ready_count(i) == n))
+        .expect("did not converge");
+    sim.run(1_000);
+    sim
+}
+
 #[test]
 fn five_members_converge_then_a_crash_is_down_everywhere_within_three_seconds() {
-    let mut sim = Sim::new(5, 1);
-    let t = sim.until(5_000, |s| (0..5).all(|i| s.ready_count(i) == 5));
-    assert!(t.is_some(), "did not converge");
-    sim.run(2_000);
+    let mut sim = converged(5, 1);
     sim.nodes[3] = None;
     let t = sim
         .until(10_000, |s| all_see(s, 3, NodeStatus::Down))
@@ -203,9 +209,7 @@ fn five_members_converge_then_a_crash_is_down_everywhere_within_three_seconds() 
 fn a_partition_is_seen_from_both_sides_and_heals() {
     // Several seeds: the heal must not depend on luck.
     for seed in 20..28 {
-        let mut sim = Sim::new(5, seed);
-        sim.until(5_000, |s| (0..5).all(|i| s.ready_count(i) == 5)).expect("converge");
-        sim.run(1_000);
+        let mut sim = converged(5, seed);
         sim.cut.insert(2);
         sim.until(10_000, |s| all_see(s, 2, NodeStatus::Down))
             .expect("majority never saw the cut node Down");
@@ -224,9 +228,7 @@ fn a_short_partition_healed_mid_suspicion_settles_quickly() {
     // Healed as soon as the majority marks the cut member Down, the cut member
     // starved (timers late, so its local health is up) meanwhile.
     for seed in 40..56 {
-        let mut sim = Sim::new(5, seed);
-        sim.until(5_000, |s| (0..5).all(|i| s.ready_count(i) == 5)).expect("converge");
-        sim.run(1_000);
+        let mut sim = converged(5, seed);
         sim.cut.insert(2);
         sim.slow.insert(2);
         sim.until(10_000, |s| all_see(s, 2, NodeStatus::Down))
@@ -240,8 +242,7 @@ fn a_short_partition_healed_mid_suspicion_settles_quickly() {
 
 #[test]
 fn a_member_that_leaves_is_left_not_down() {
-    let mut sim = Sim::new(4, 3);
-    sim.until(5_000, |s| (0..4).all(|i| s.ready_count(i) == 4)).expect("converge");
+    let mut sim = converged(4, 3);
     let fx = sim.nodes[1].as_mut().unwrap().leave(sim.now);
     sim.effects(1, fx);
     sim.run(500);
@@ -263,8 +264,7 @@ fn a_hundred_members_converge() {
 
 #[test]
 fn ten_idle_minutes_with_lossy_links_mark_nobody_down() {
-    let mut sim = Sim::new(5, 5);
-    sim.until(5_000, |s| (0..5).all(|i| s.ready_count(i) == 5)).expect("converge");
+    let mut sim = converged(5, 5);
     sim.loss = 0.05;
     sim.run(600_000);
     assert!(sim.downs.is_empty(), "false Down marks: {:?}", sim.downs);
@@ -272,8 +272,7 @@ fn ten_idle_minutes_with_lossy_links_mark_nobody_down() {
 
 #[test]
 fn a_late_clock_raises_local_health() {
-    let mut sim = Sim::new(3, 6);
-    sim.until(5_000, |s| (0..3).all(|i| s.ready_count(i) == 3)).expect("converge");
+    let mut sim = converged(3, 6);
     // Member 0 is starved: its timers fire half a second late, repeatedly.
     let m = sim.nodes[0].as_mut().unwrap();
     let mut now = sim.now;
