@@ -119,46 +119,31 @@ impl Net {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// `shoal init` on host `i` (the first node).
-    pub fn init(&self, i: usize) {
-        let h = self.host(i);
-        self.ok(
-            i,
-            &[
-                "init",
-                "--data-dir",
-                h.dir.to_str().unwrap(),
-                "--name",
-                &format!("h{i}"),
-                "--listen",
-                &self.addr(i),
-            ],
-        );
+    /// `--data-dir`, `--name` and `--listen` of host `i`.
+    fn node_args(&self, i: usize) -> Vec<String> {
+        let dir = self.host(i).dir.to_str().unwrap().to_string();
+        ["--data-dir", &dir, "--name", &format!("h{i}"), "--listen", &self.addr(i)]
+            .map(String::from)
+            .to_vec()
     }
 
-    /// `shoal join` from host `i` to host `via`.
+    fn ok_owned(&self, i: usize, args: Vec<String>) -> String {
+        self.ok(i, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// `shoal init` on host `i` (the first node).
+    pub fn init(&self, i: usize) {
+        let mut args = vec!["init".to_string()];
+        args.extend(self.node_args(i));
+        self.ok_owned(i, args);
+    }
+
+    /// `shoal join` from host `i` to host `via`, in zone `lab` with label `rack=r<i>`.
     pub fn join(&self, i: usize, via: usize, token: &str) {
-        let h = self.host(i);
-        let label = format!("rack=r{i}");
-        self.ok(
-            i,
-            &[
-                "join",
-                &self.addr(via),
-                "--token",
-                token,
-                "--data-dir",
-                h.dir.to_str().unwrap(),
-                "--name",
-                &format!("h{i}"),
-                "--listen",
-                &self.addr(i),
-                "--zone",
-                "lab",
-                "--label",
-                &label,
-            ],
-        );
+        let mut args = ["join", &self.addr(via), "--token", token].map(String::from).to_vec();
+        args.extend(self.node_args(i));
+        args.extend(["--zone", "lab", "--label", &format!("rack=r{i}")].map(String::from));
+        self.ok_owned(i, args);
     }
 
     /// Starts `shoal agent` in host `i` (`ip netns exec` execs it, so the child pid is the agent's).
