@@ -8,10 +8,14 @@
 //! (SQLite).
 pub mod api;
 pub mod cli;
+pub mod consensus;
 pub mod daemon;
 pub mod gossip;
 pub mod join;
+pub mod leader;
 pub mod node;
 pub mod runtime;
+pub mod scheduler;
+pub mod state;
 pub mod store;
 pub mod transport;

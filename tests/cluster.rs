@@ -4,7 +4,7 @@
 mod common;
 
 use common::netns::{status_of, Net};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn all_ready(n: usize) -> impl Fn(usize, &[(String, String)]) -> bool {
@@ -29,7 +29,7 @@ fn five_hosts_join_then_survive_a_crash_a_partition_and_a_leave() {
     net.wait_views(&[1, 2, 3, 4, 5], 20, "5 nodes Ready everywhere", all_ready(5));
     let wide = net.ok(2, &["get", "nodes", "-o", "wide", "--server", &net.addr(2)]);
     assert!(
-        wide.contains("rack=r3") && wide.contains("lab") && wide.contains("server"),
+        wide.contains("rack=r3") && wide.contains("lab") && wide.contains("leader") && wide.contains("learner"),
         "{wide}"
     );
 
@@ -64,8 +64,8 @@ fn a_hundred_hollow_members_converge_with_a_real_node() {
     net.wait_views(&[1], 20, "first node up", all_ready(1));
     let h = net.host(2);
     let log = std::fs::File::create(h.dir.with_extension("hollow.log")).unwrap();
-    let hollow = Command::new("ip")
-        .args(["netns", "exec", &h.ns, common::BIN, "hollow"])
+    let hollow = common::netns::in_ns(&h.ns)
+        .args([common::BIN, "hollow"])
         .args(["--data-dir", net.host(1).dir.to_str().unwrap(), "--count", "100", "--bind", &h.ip])
         .args([
             "--base-port",

@@ -100,11 +100,12 @@ fn bad_tokens_are_refused_each_with_its_reason_and_a_good_one_joins() {
     let row = ls.lines().find(|l| l.starts_with(&t.id)).unwrap();
     assert!(row.contains(" 1 ") && row.ends_with("valid"), "{ls}");
     assert!(ls.contains("removed") && ls.contains("expired"), "{ls}");
-    // Only a hash of the secret is on disk.
-    let db = std::fs::read(node.dir.join("shoal.db")).unwrap_or_default();
-    let wal = std::fs::read(node.dir.join("shoal.db-wal")).unwrap_or_default();
+    // Only a hash of the secret is on disk (node store, replica, Raft log).
     let has = |hay: &[u8]| hay.windows(t.secret.len()).any(|w| w == t.secret.as_bytes());
-    assert!(!has(&db) && !has(&wal), "the token secret is stored in clear");
+    for f in ["shoal.db", "shoal.db-wal", "cluster.db", "cluster.db-wal"] {
+        let bytes = std::fs::read(node.dir.join(f)).unwrap_or_default();
+        assert!(!has(&bytes), "the token secret is stored in clear in {f}");
+    }
 }
 
 #[test]
@@ -117,7 +118,14 @@ fn a_replayed_join_request_is_refused() {
         let (_key, csr_pem, csr_der) = pki::node_request("replayer").unwrap();
         let (_e1, first) = client::connect(server, &token.ca_sha256).await.unwrap();
         let (_e2, second) = client::connect(server, &token.ca_sha256).await.unwrap();
-        let req = client::request(&first, &token, "replayer", server, &csr_pem, &csr_der);
+        let who = client::JoinAs {
+            name: "replayer".into(),
+            advertise: server,
+            labels: Default::default(),
+            zone: None,
+            voter: true,
+        };
+        let req = client::request(&first, &token, &who, &csr_pem, &csr_der);
         // The same request on another connection: its proof is for the first session.
         match client::send(&second, &req).await.unwrap() {
             JoinReply::Refused { reason } => assert!(reason.contains("replayed"), "{reason}"),
@@ -127,7 +135,7 @@ fn a_replayed_join_request_is_refused() {
         assert!(matches!(client::send(&first, &req).await.unwrap(), JoinReply::Joined { .. }));
         // The same key again, even with a fresh proof, is a replay too.
         let (_e3, third) = client::connect(server, &token.ca_sha256).await.unwrap();
-        let again = client::request(&third, &token, "replayer", server, &csr_pem, &csr_der);
+        let again = client::request(&third, &token, &who, &csr_pem, &csr_der);
         match client::send(&third, &again).await.unwrap() {
             JoinReply::Refused { reason } => assert!(reason.contains("already joined"), "{reason}"),
             r => panic!("second use admitted: {r:?}"),
@@ -161,11 +169,22 @@ fn client_and_node_certificates_of_another_cluster_are_refused() {
     assert!(!out.status.success(), "a foreign client certificate was let in");
     assert!(!stderr(&out).is_empty());
 
-    // Their node certificate on the gossip ALPN.
+    // Their node certificate on the gossip and Raft ALPNs.
     let their_node = pki::load_identity(&other.0.join("pki"), "node").unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let admitted = rt.block_on(async {
-        let client = shoal::transport::quic::gossip_client(&ours.ca, &their_node).unwrap();
+    for alpn in [shoal::transport::quic::ALPN_GOSSIP, shoal::transport::quic::ALPN_RAFT] {
+        let admitted = foreign_admitted(&rt, &ours, &their_node, alpn);
+        let which = String::from_utf8_lossy(alpn);
+        assert!(!admitted, "a foreign node certificate was let in to {which}");
+    }
+    let nodes = node.ok(&["get", "nodes"]);
+    assert!(!nodes.contains("intruder"), "{nodes}");
+}
+
+/// Whether a connection with another cluster's node certificate stays open.
+fn foreign_admitted(rt: &tokio::runtime::Runtime, ours: &ClientConfig, their_node: &pki::Identity, alpn: &[u8]) -> bool {
+    rt.block_on(async {
+        let client = shoal::transport::quic::node_client(&ours.ca, their_node, alpn).unwrap();
         let ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         let conn = match ep.connect_with(client, ours.server, pki::SERVER_NAME).unwrap().await {
             Ok(c) => c,
@@ -177,8 +196,5 @@ fn client_and_node_certificates_of_another_cluster_are_refused() {
         tokio::time::timeout(std::time::Duration::from_secs(5), conn.closed())
             .await
             .is_err()
-    });
-    assert!(!admitted, "a foreign node certificate was let in to gossip");
-    let nodes = node.ok(&["get", "nodes"]);
-    assert!(!nodes.contains("intruder"), "{nodes}");
+    })
 }

@@ -290,3 +290,121 @@ fn logs_follow_streams_new_output_until_the_pod_goes() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn every_container_of_a_pod_starts_on_the_first_try() {
+    // The containers of a pod start at once and share one sandbox: it must be
+    // created once, not by each of them (which failed with `bind
+    // /proc/self/ns/net: ENOENT` and a CreateContainerError retry).
+    let node = TestNode::start("quad");
+    let names = ["a", "b", "c", "d"];
+    let mut yaml =
+        String::from("apiVersion: v1\nkind: Pod\nmetadata: {name: quad}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n");
+    for n in names {
+        yaml += &format!("  - name: {n}\n    image: localhost/busybox\n    command: [sleep, '600']\n");
+    }
+    let out = node.apply(&yaml);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p = node.wait_pod("quad", 30, "all containers running", |p| {
+        let st = p["status"].to_string();
+        assert!(
+            !st.contains("CreateContainerError"),
+            "a container failed to start: {st}\nagent log:\n{}",
+            node.log()
+        );
+        let cs = p["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+        cs.len() == names.len() && cs.iter().all(|c| c["ready"] == true)
+    });
+    for (i, n) in names.iter().enumerate() {
+        let c = &p["status"]["containerStatuses"][i];
+        assert_eq!(c["name"], *n);
+        assert_eq!(c["restartCount"], 0, "{c:#}");
+        assert!(c.get("lastState").is_none(), "{n} ran before: {c:#}");
+    }
+    let described = node.ok(&["describe", "pod", "quad"]);
+    assert!(!described.contains("CreateContainerError"), "{described}");
+    assert!(
+        !node.log().contains("did not start"),
+        "a container failed to start:\n{}",
+        node.log()
+    );
+    let net = |i: usize| std::fs::read_link(format!("/proc/{}/ns/net", pid_of(&p, i))).unwrap();
+    for (i, n) in names.iter().enumerate().skip(1) {
+        assert_eq!(net(0), net(i), "container {n} is in another network namespace");
+    }
+}
+
+/// A data dir for a bare `Runtime`, unmounted and removed even on failure.
+struct ScratchRuntime {
+    dir: std::path::PathBuf,
+    rt: shoal::runtime::Runtime,
+}
+
+impl ScratchRuntime {
+    fn new(label: &str) -> ScratchRuntime {
+        require_root();
+        let dir = std::path::PathBuf::from(format!("/tmp/shoal-it-{}-{label}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let paths = shoal::runtime::layout::NodePaths::new(&dir);
+        let store = std::sync::Arc::new(shoal::store::Store::open(&paths.db()).unwrap());
+        let images = std::sync::Arc::new(shoal::runtime::image::ImageStore::open(&paths.images(), store).unwrap());
+        let rt = shoal::runtime::Runtime::new(paths, images, BIN.into());
+        ScratchRuntime { dir, rt }
+    }
+
+    /// How many mounts sit on `path`.
+    fn mounts_on(path: &std::path::Path) -> usize {
+        let p = path.display().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        mounts.lines().filter(|l| l.split(' ').nth(4) == Some(p.as_str())).count()
+    }
+}
+
+impl Drop for ScratchRuntime {
+    fn drop(&mut self) {
+        common::unmount_under(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_create_sandbox_calls_share_one_sandbox() {
+    let s = std::sync::Arc::new(ScratchRuntime::new("sandbox"));
+    let pod = shoal::api::parse_manifests(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: many}\nspec:\n  containers:\n  - {name: c, image: localhost/busybox}\n",
+    )
+    .unwrap()
+    .remove(0);
+    for round in 0..3 {
+        let uid = format!("uid-{round}");
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let (s, uid, pod) = (s.clone(), uid.clone(), pod.clone());
+                tokio::spawn(async move { s.rt.create_sandbox(&uid, &pod).await })
+            })
+            .collect();
+        for (i, call) in calls.into_iter().enumerate() {
+            if let Err(e) = call.await.unwrap() {
+                panic!("round {round}: caller {i} of 8 failed: {e}");
+            }
+        }
+        let ns = s.rt.paths().pod(&uid).join("ns");
+        assert!(shoal::runtime::sandbox::is_ready(&ns), "round {round}: sandbox not ready");
+        for k in ["net", "ipc", "uts"] {
+            assert_eq!(
+                ScratchRuntime::mounts_on(&ns.join(k)),
+                1,
+                "round {round}: {k} namespace mounted more than once"
+            );
+        }
+        // A later caller finds the sandbox and keeps it.
+        let net_ns = || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(ns.join("net")).unwrap());
+        let first = net_ns();
+        s.rt.create_sandbox(&uid, &pod).await.unwrap();
+        assert_eq!(first, net_ns(), "round {round}: the sandbox was made again");
+        s.rt.delete_pod(&uid, &[]);
+        assert!(!shoal::runtime::sandbox::is_ready(&ns));
+        assert!(!s.rt.paths().pod(&uid).exists(), "round {round}: pod directory left behind");
+    }
+}

@@ -4,6 +4,13 @@
 //! error that names it, never silently dropped. Field names and meanings are
 //! Kubernetes' own, so a Pod manifest that works there works here.
 
+mod scheduling;
+
+pub use scheduling::{
+    Affinity, NodeAffinity, NodeSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, PreferredSchedulingTerm,
+    TaintEffect, Toleration, TolerationOperator,
+};
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -67,12 +74,42 @@ pub struct PodSpec {
     /// Seconds between SIGTERM and SIGKILL on delete; 30 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_grace_period_seconds: Option<i64>,
+    /// Binds the pod to this node, bypassing the scheduler; `""` is unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// Node affinity; pod affinity and anti-affinity are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Node taints this pod tolerates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
 }
 
 impl PodSpec {
     /// Grace period on delete, Kubernetes' default of 30 s when absent.
     pub fn grace_seconds(&self) -> u64 {
         self.termination_grace_period_seconds.unwrap_or(30).max(0) as u64
+    }
+
+    /// The node named by `nodeName`, if set and not empty.
+    pub fn bound_node(&self) -> Option<&str> {
+        self.node_name.as_deref().filter(|n| !n.is_empty())
+    }
+
+    /// The required node selector of `affinity.nodeAffinity`, if any.
+    pub fn required_node_selector(&self) -> Option<&NodeSelector> {
+        self.node_affinity()?.required_during_scheduling_ignored_during_execution.as_ref()
+    }
+
+    /// The preferred terms of `affinity.nodeAffinity` (empty when none).
+    pub fn preferred_node_terms(&self) -> &[PreferredSchedulingTerm] {
+        self.node_affinity()
+            .map(|a| a.preferred_during_scheduling_ignored_during_execution.as_slice())
+            .unwrap_or_default()
+    }
+
+    fn node_affinity(&self) -> Option<&NodeAffinity> {
+        self.affinity.as_ref()?.node_affinity.as_ref()
     }
 }
 

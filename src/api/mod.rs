@@ -128,6 +128,16 @@ mod tests {
     }
 
     #[test]
+    fn pod_affinity_is_refused_with_its_path() {
+        let text = POD.replace("containers:", "affinity:\n    podAntiAffinity: {}\n  containers:");
+        let err = parse_manifests(&text).unwrap_err().to_string();
+        assert!(
+            err.ends_with("spec.affinity.podAntiAffinity: unknown field `podAntiAffinity`, expected `nodeAffinity`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn malformed_yaml_names_the_line() {
         let err = parse_manifests("kind: Pod\n  bad: [").unwrap_err().to_string();
         assert!(err.contains("malformed YAML") && err.contains("line"), "{err}");

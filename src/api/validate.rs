@@ -5,6 +5,8 @@ use super::quantity::Quantity;
 use crate::runtime::image::ImageRef;
 use std::collections::HashSet;
 
+mod scheduling;
+
 /// Returns every problem found, each as `field.path: what is wrong`.
 pub fn validate_pod(pod: &Pod) -> Vec<String> {
     let mut problems = Vec::new();
@@ -42,6 +44,7 @@ pub fn validate_pod(pod: &Pod) -> Vec<String> {
             bad(format!("spec.nodeSelector[{k:?}]"), why);
         }
     }
+    scheduling::validate_scheduling(&pod.spec, &mut bad);
     if let Some(g) = pod.spec.termination_grace_period_seconds {
         if g < 0 {
             bad("spec.terminationGracePeriodSeconds".into(), "must not be negative".into());

@@ -82,6 +82,70 @@ pub enum Request {
         /// Token id.
         id: String,
     },
+    /// The cluster's nodes: node objects merged with gossip status and Raft roles.
+    GetClusterNodes,
+    /// Cordon (`true`) or uncordon a node (admin only).
+    Cordon {
+        /// Node name.
+        node: String,
+        /// Cordoned or not.
+        cordoned: bool,
+    },
+    /// Remove a node from Raft and the state (admin only).
+    DeleteNode {
+        /// Node name.
+        name: String,
+    },
+    /// Events, all or about one object (`pod/NS/NAME`, `node/NAME`).
+    GetEvents {
+        /// Object filter.
+        object: Option<String>,
+    },
+    /// Wait until this node's replica holds every write committed so far
+    /// (the leader's read index); reads after it on the same connection are
+    /// linearizable.
+    Linearize,
+    /// Add or remove taints on a node (admin only), as `kubectl taint`.
+    Taint {
+        /// Node name.
+        node: String,
+        /// Taints to add or replace (same key and effect).
+        add: Vec<crate::scheduler::Taint>,
+        /// `(key, effect)` of taints to remove; no effect removes every effect of the key.
+        remove: Vec<(String, Option<crate::scheduler::TaintEffect>)>,
+    },
+}
+
+/// A node as `get nodes` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRow {
+    /// Name.
+    pub name: String,
+    /// Gossip status as the node asked sees it (`Ready`, `Suspect`, `Down`, `Left`, `Unknown`).
+    pub status: String,
+    /// `leader`, `voter`, `learner`, or `-` while Raft does not know it yet.
+    pub role: String,
+    /// Cordoned.
+    pub cordoned: bool,
+    /// Address.
+    pub addr: std::net::SocketAddr,
+    /// Raft id.
+    pub raft_id: u64,
+    /// Labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Zone.
+    pub zone: Option<String>,
+    /// CPUs.
+    pub cpus: u32,
+    /// Memory in bytes.
+    pub memory_bytes: u64,
+    /// Agent version.
+    pub version: String,
+    /// Unix ms of init or join.
+    pub joined_ms: u64,
+    /// Pods bound to it.
+    pub pods: usize,
 }
 
 /// What happened to one applied object.
@@ -105,6 +169,9 @@ pub struct PodView {
     pub created_at: u64,
     /// Where it is now.
     pub status: PodStatus,
+    /// Why the scheduler could not place it yet (PodScheduled=False).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unschedulable: Option<String>,
 }
 
 /// A stored image.
@@ -178,4 +245,23 @@ pub enum Reply {
         /// What went wrong, naming the problem.
         message: String,
     },
+    /// The cluster's nodes.
+    ClusterNodes {
+        /// By name.
+        nodes: Vec<NodeRow>,
+    },
+    /// A node was cordoned, uncordoned or deleted.
+    NodeChanged {
+        /// `node/NAME`.
+        object: String,
+        /// `cordoned`, `uncordoned`, `unchanged`, `deleted`.
+        action: String,
+    },
+    /// Events, oldest first.
+    Events {
+        /// The list.
+        events: Vec<crate::state::Event>,
+    },
+    /// The replica is up to date with the leader.
+    Linearized,
 }

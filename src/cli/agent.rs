@@ -17,6 +17,12 @@ pub(super) struct AgentArgs {
     /// Largest restart back-off in milliseconds (Kubernetes: 300000).
     #[arg(long, default_value_t = 300_000)]
     backoff_max_ms: u64,
+    /// Seconds a voter may stay Down before a healthy learner replaces it.
+    #[arg(long, default_value_t = 30)]
+    voter_grace_secs: u64,
+    /// Seconds a learner must be healthy and caught up before it may vote.
+    #[arg(long, default_value_t = 10)]
+    voter_stabilize_secs: u64,
 }
 
 /// Who a new node is (`init`, `up`, `join`).
@@ -73,8 +79,11 @@ pub(super) struct UpArgs {
 
 #[derive(clap::Args, Debug)]
 pub(super) struct JoinArgs {
-    /// A node of the cluster that holds the CA (the one that ran `shoal init`).
+    /// Any node of the cluster (one without the CA key sends the joiner on to a voter).
     addr: SocketAddr,
+    /// Whether this node may become a Raft voter; `--voter=false` keeps a weak node out for good.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    voter: bool,
     /// The join token from `shoal token create`.
     #[arg(long, env = "SHOAL_TOKEN", hide_env_values = true)]
     token: String,
@@ -97,6 +106,8 @@ impl AgentArgs {
         let mut c = Config::new(self.data_dir.clone());
         c.backoff_base_ms = self.backoff_base_ms;
         c.backoff_max_ms = self.backoff_max_ms.max(self.backoff_base_ms);
+        c.autopilot.grace_ms = self.voter_grace_secs * 1000;
+        c.autopilot.stabilization_ms = self.voter_stabilize_secs * 1000;
         c
     }
 }
@@ -163,8 +174,15 @@ pub(super) async fn join(a: JoinArgs) -> Result<i32> {
     let advertise = opts
         .advertise
         .unwrap_or_else(|| daemon::settings::advertise_for(opts.listen, Some(a.addr)));
-    let joined = crate::join::client::join(a.addr, &token, &opts.name, advertise).await?;
-    daemon::write_joined(&opts, advertise, a.addr, &joined)?;
+    let who = crate::join::client::JoinAs {
+        name: opts.name.clone(),
+        advertise,
+        labels: opts.labels.clone(),
+        zone: opts.zone.clone(),
+        voter: a.voter,
+    };
+    let joined = crate::join::client::join(a.addr, &token, &who).await?;
+    daemon::write_joined(&opts, advertise, a.addr, &joined, a.voter)?;
     println!(
         "node {} joined the cluster at {}; start it with: shoal agent --data-dir {}",
         opts.name,

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 
 #[derive(clap::Args, Debug)]
 pub(super) struct GetArgs {
-    /// Kind: `pods` or `nodes`.
+    /// Kind: `pods`, `nodes` or `events`.
     kind: String,
     /// One pod by name.
     name: Option<String>,
@@ -107,7 +107,12 @@ fn table(pods: &[PodView], wide: bool, all: bool) {
         );
         if wide {
             let pids: Vec<String> = cs.iter().filter_map(|c| c.pid.map(|pid| format!("{}={pid}", c.name))).collect();
-            print!(" {:<12} {}", p.status.node_name, pids.join(","));
+            let node = if p.status.node_name.is_empty() {
+                "<none>"
+            } else {
+                &p.status.node_name
+            };
+            print!(" {:<12} {}", node, pids.join(","));
         }
         println!();
     }
@@ -116,6 +121,9 @@ fn table(pods: &[PodView], wide: bool, all: bool) {
 pub(super) async fn get(ctx: &Ctx, a: GetArgs) -> Result<i32> {
     if super::nodes::is_kind(&a.kind) {
         return super::nodes::get(ctx, a.name, a.output).await;
+    }
+    if super::events::is_kind(&a.kind) {
+        return super::events::get(ctx, a.output).await;
     }
     pod_kind(&a.kind)?;
     let req = match &a.name {
@@ -127,7 +135,7 @@ pub(super) async fn get(ctx: &Ctx, a: GetArgs) -> Result<i32> {
             namespace: (!a.all_namespaces).then(|| ctx.namespace.clone()),
         },
     };
-    let Reply::Pods { pods } = ctx.simple(&req).await? else {
+    let Reply::Pods { pods } = ctx.read(&req).await? else {
         bail!("unexpected answer")
     };
     match a.output {
@@ -179,7 +187,7 @@ pub(super) async fn describe(ctx: &Ctx, a: DescribeArgs) -> Result<i32> {
         namespace: ctx.namespace.clone(),
         name: a.name,
     });
-    let Reply::Pods { pods } = ctx.simple(&req).await? else {
+    let Reply::Pods { pods } = ctx.read(&req).await? else {
         bail!("unexpected answer")
     };
     let p = &pods[0];
@@ -187,7 +195,14 @@ pub(super) async fn describe(ctx: &Ctx, a: DescribeArgs) -> Result<i32> {
     println!("Name:         {}", m.name);
     println!("Namespace:    {}", m.namespace());
     println!("UID:          {}", p.uid);
-    println!("Node:         {}", p.status.node_name);
+    println!(
+        "Node:         {}",
+        if p.status.node_name.is_empty() {
+            "<none>"
+        } else {
+            &p.status.node_name
+        }
+    );
     println!(
         "Labels:       {}",
         m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
@@ -222,5 +237,14 @@ pub(super) async fn describe(ctx: &Ctx, a: DescribeArgs) -> Result<i32> {
             }
         }
     }
+    println!("Conditions:");
+    match &p.unschedulable {
+        Some(why) => println!("  PodScheduled   False (Unschedulable: {why})"),
+        None if p.status.node_name.is_empty() => println!("  PodScheduled   False"),
+        None => println!("  PodScheduled   True"),
+    }
+    let object = format!("pod/{}/{}", m.namespace(), m.name);
+    let events = super::events::fetch(ctx, Some(object)).await?;
+    super::events::print_section(&events);
     Ok(0)
 }

@@ -3,13 +3,16 @@
 
 mod agent;
 mod apply;
+mod cordon;
 mod delete;
+mod events;
 mod exec;
 mod get;
 mod hollow;
 mod image;
 mod logs;
 mod nodes;
+mod taint;
 mod token;
 
 use crate::api::wire::{Reply, Request};
@@ -34,6 +37,10 @@ pub struct Cli {
     /// Namespace.
     #[arg(short, long, global = true, default_value = "default")]
     namespace: String,
+    /// Reads are linearizable: the node first catches up with the leader's
+    /// commit index (else they come from its own replica as it is).
+    #[arg(long, global = true)]
+    consistent: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,7 +57,7 @@ enum Command {
     Join(agent::JoinArgs),
     /// Leave the cluster gracefully and stop this node's agent.
     Leave(agent::LeaveArgs),
-    /// Manage join tokens (admin, on the node that ran `init`).
+    /// Manage join tokens (admin credentials, through any node).
     #[command(subcommand)]
     Token(token::Cmd),
     /// Run many gossip members in one process (fleet-size tests).
@@ -67,6 +74,12 @@ enum Command {
     Delete(delete::Args),
     /// Run a command in a container.
     Exec(exec::Args),
+    /// Mark a node unschedulable: no new pods land on it.
+    Cordon(cordon::Args),
+    /// Mark a node schedulable again.
+    Uncordon(cordon::Args),
+    /// Add or remove taints on a node.
+    Taint(taint::Args),
     /// Manage the node's images.
     #[command(subcommand)]
     Image(image::Cmd),
@@ -86,6 +99,7 @@ impl Cli {
             config: self.config,
             server: self.server,
             namespace: self.namespace,
+            consistent: self.consistent,
         };
         rt.block_on(async move {
             match self.command {
@@ -102,6 +116,9 @@ impl Cli {
                 Command::Logs(a) => logs::run(&ctx, a).await,
                 Command::Delete(a) => delete::run(&ctx, a).await,
                 Command::Exec(a) => exec::run(&ctx, a).await,
+                Command::Cordon(a) => cordon::run(&ctx, a, true).await,
+                Command::Uncordon(a) => cordon::run(&ctx, a, false).await,
+                Command::Taint(a) => taint::run(&ctx, a).await,
                 Command::Image(c) => image::run(&ctx, c).await,
                 Command::Shim(_) => unreachable!("handled above"),
             }
@@ -114,6 +131,7 @@ struct Ctx {
     config: Option<PathBuf>,
     server: Option<SocketAddr>,
     namespace: String,
+    consistent: bool,
 }
 
 /// An open request stream.
@@ -160,6 +178,25 @@ impl Ctx {
         match reply {
             Reply::Error { message } => Err(anyhow!(message)),
             _ => Ok(call),
+        }
+    }
+
+    /// A read: with `--consistent`, the node first catches up with the
+    /// leader on the same connection. Server errors become errors.
+    async fn read(&self, req: &Request) -> Result<Reply> {
+        if !self.consistent {
+            return self.simple(req).await;
+        }
+        let (call, reply) = self.call(&Request::Linearize).await?;
+        if let Reply::Error { message } = reply {
+            call.conn.close(0u32.into(), b"done");
+            bail!(message);
+        }
+        let reply = request_on(&call.conn, req).await;
+        call.conn.close(0u32.into(), b"done");
+        match reply? {
+            Reply::Error { message } => Err(anyhow!(message)),
+            r => Ok(r),
         }
     }
 

@@ -1,8 +1,8 @@
-//! `shoal get nodes`: the members as the node asked sees them.
+//! `shoal get nodes`: the cluster's node objects with gossip's status (as
+//! the node asked sees it) and their Raft roles.
 
 use super::{age, Ctx, Output};
-use crate::api::wire::{Reply, Request};
-use crate::gossip::NodeView;
+use crate::api::wire::{NodeRow, Reply, Request};
 use anyhow::{bail, Result};
 
 pub(super) fn is_kind(kind: &str) -> bool {
@@ -10,13 +10,13 @@ pub(super) fn is_kind(kind: &str) -> bool {
 }
 
 pub(super) async fn get(ctx: &Ctx, name: Option<String>, output: Option<Output>) -> Result<i32> {
-    let Reply::Nodes { mut nodes } = ctx.simple(&Request::GetNodes).await? else {
+    let Reply::ClusterNodes { mut nodes } = ctx.read(&Request::GetClusterNodes).await? else {
         bail!("unexpected answer")
     };
     if let Some(n) = &name {
         nodes.retain(|v| &v.name == n);
         if nodes.is_empty() {
-            bail!("node {n:?} is not a member known to this node");
+            bail!("node {n:?} not found");
         }
     }
     match output {
@@ -32,36 +32,35 @@ fn gib(bytes: u64) -> String {
     format!("{:.1}Gi", bytes as f64 / (1u64 << 30) as f64)
 }
 
-fn table(nodes: &[NodeView], wide: bool) {
+fn table(nodes: &[NodeRow], wide: bool) {
     print!(
-        "{:<20} {:<8} {:<7} {:<6} {:<8} {:<22} {:<10}",
-        "NAME", "STATUS", "ROLE", "AGE", "VERSION", "ADDRESS", "ZONE"
+        "{:<20} {:<8} {:<8} {:<11} {:<6} {:<8} {:<22} {:<10}",
+        "NAME", "STATUS", "ROLE", "SCHEDULING", "AGE", "VERSION", "ADDRESS", "ZONE"
     );
     if wide {
-        print!(" {:<4} {:<8} LABELS", "CPU", "MEMORY");
+        print!(" {:<4} {:<8} {:<5} {:<7} LABELS", "CPU", "MEMORY", "PODS", "RAFT-ID");
     }
     println!();
     for n in nodes {
-        let m = n.meta.as_ref();
-        let dash = || "<unknown>".to_string();
         print!(
-            "{:<20} {:<8} {:<7} {:<6} {:<8} {:<22} {:<10}",
+            "{:<20} {:<8} {:<8} {:<11} {:<6} {:<8} {:<22} {:<10}",
             n.name,
-            n.status.to_string(),
-            m.map(|m| m.role.to_string()).unwrap_or_else(dash),
-            m.map(|m| age(m.joined_ms)).unwrap_or_else(dash),
-            m.map(|m| m.version.clone()).unwrap_or_else(dash),
+            n.status,
+            n.role,
+            if n.cordoned { "Disabled" } else { "Enabled" },
+            age(n.joined_ms),
+            if n.version.is_empty() { "-" } else { &n.version },
             n.addr.to_string(),
-            m.and_then(|m| m.zone.clone()).unwrap_or_else(|| "-".into()),
+            n.zone.as_deref().unwrap_or("-"),
         );
         if wide {
-            let labels = m
-                .map(|m| m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
-                .unwrap_or_default();
+            let labels = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
             print!(
-                " {:<4} {:<8} {}",
-                m.map(|m| m.cpus.to_string()).unwrap_or_else(dash),
-                m.map(|m| gib(m.memory_bytes)).unwrap_or_else(dash),
+                " {:<4} {:<8} {:<5} {:<7} {}",
+                n.cpus,
+                gib(n.memory_bytes),
+                n.pods,
+                n.raft_id,
                 if labels.is_empty() { "-".into() } else { labels }
             );
         }

@@ -1,11 +1,11 @@
 //! The node's one accept loop: every QUIC connection to the node's UDP port
-//! goes to the API, to gossip or to the join server by its ALPN, once its
+//! goes to the API, to gossip, to the join server or to Raft by its ALPN, once its
 //! certificate is right for that purpose.
 
 use super::api::{self, ApiDeps};
 use super::shutdown::Shutdown;
 use crate::join::server::{self as join, JoinDeps};
-use crate::transport::quic::{alpn, peer_name, ALPN_API, ALPN_GOSSIP, ALPN_JOIN};
+use crate::transport::quic::{alpn, peer_name, ALPN_API, ALPN_GOSSIP, ALPN_JOIN, ALPN_RAFT};
 use tokio::sync::mpsc;
 use tracing::info;
 
@@ -17,6 +17,8 @@ pub struct Routes {
     pub gossip: mpsc::Sender<quinn::Connection>,
     /// The join server.
     pub join: JoinDeps,
+    /// Raft RPCs.
+    pub raft: crate::consensus::server::RaftServerDeps,
 }
 
 /// Accepts connections until shutdown.
@@ -33,6 +35,7 @@ pub async fn serve(endpoint: quinn::Endpoint, routes: Routes, mut shutdown: Shut
         let api = routes.api.clone();
         let gossip = routes.gossip.clone();
         let join = routes.join.clone();
+        let raft = routes.raft.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
@@ -46,6 +49,9 @@ pub async fn serve(endpoint: quinn::Endpoint, routes: Routes, mut shutdown: Shut
                 (Some(ALPN_JOIN), _) => join::serve(conn, join).await,
                 (Some(ALPN_GOSSIP), Some(p)) if p.starts_with(crate::transport::pki::NODE_CN_PREFIX) => {
                     let _ = gossip.send(conn).await;
+                }
+                (Some(ALPN_RAFT), Some(p)) if p.starts_with(crate::transport::pki::NODE_CN_PREFIX) => {
+                    crate::consensus::server::serve(conn, p, raft).await
                 }
                 (Some(ALPN_API), Some(p)) => api::connection(conn, p, api, shutdown).await,
                 (proto, _) => {

@@ -2,29 +2,24 @@
 //! stream carries one request.
 
 use crate::api::manifest::Container;
-use crate::api::parse_manifests;
-use crate::api::wire::{PodRef, PodView, Reply, Request};
+use crate::api::wire::{PodRef, Reply, Request};
 use crate::daemon::shutdown::Shutdown;
-use crate::node::driver::NodeCmd;
 use crate::runtime::image::ImageStore;
 use crate::runtime::Runtime;
 use crate::store::{PodRecord, Store};
 use crate::transport::framing::{read_frame, write_frame, Frame, FrameError};
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
-use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 /// What request handlers share.
 #[derive(Clone)]
 pub struct ApiDeps {
-    /// The store, for reads.
+    /// The node's local store: the pods it runs, for logs and exec.
     pub store: Arc<Store>,
     /// The runtime, for logs and exec.
     pub runtime: Arc<Runtime>,
-    /// The node loop, for writes.
-    pub node: mpsc::Sender<NodeCmd>,
-    /// Membership, tokens, leave.
+    /// Membership, tokens, leave, and Raft for every object write.
     pub cluster: super::cluster_api::ClusterDeps,
 }
 
@@ -68,44 +63,29 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
             return Ok(());
         }
     };
+    if matches!(req, Request::Apply { .. } | Request::DeletePod(_)) && peer != super::cluster_api::ADMIN {
+        reply(
+            &mut send,
+            &error(format!("{peer} may read but not write objects; use the admin credentials")),
+        )
+        .await?;
+        return Ok(());
+    }
     match req {
         Request::Apply { manifest } => {
-            let r = apply(&deps, &manifest).await;
+            let r = super::objects::apply(&deps.cluster.consensus, &manifest).await;
             reply(&mut send, &r).await?;
         }
         Request::GetPods { namespace } => {
-            let r = match deps.store.list_pods() {
-                Ok(pods) => Reply::Pods {
-                    pods: pods
-                        .into_iter()
-                        .filter(|p| namespace.as_deref().is_none_or(|n| p.key().0 == n))
-                        .map(view)
-                        .collect(),
-                },
-                Err(e) => error(e.to_string()),
-            };
+            let r = super::objects::pods(&deps.cluster.consensus, namespace.as_deref());
             reply(&mut send, &r).await?;
         }
         Request::GetPod(p) => {
-            let r = match find(&deps, &p) {
-                Ok(rec) => Reply::Pods { pods: vec![view(rec)] },
-                Err(e) => error(e),
-            };
+            let r = super::objects::pod(&deps.cluster.consensus, &p);
             reply(&mut send, &r).await?;
         }
         Request::DeletePod(p) => {
-            let (tx, rx) = oneshot::channel();
-            let key = (p.namespace.clone(), p.name.clone());
-            let r = match deps.node.send(NodeCmd::Delete { key, reply: tx }).await {
-                Ok(()) => match rx.await {
-                    Ok(Ok(())) => Reply::Deleted {
-                        object: format!("pod/{}", p.name),
-                    },
-                    Ok(Err(e)) => error(e),
-                    Err(_) => error("node loop stopped"),
-                },
-                Err(_) => error("node loop stopped"),
-            };
+            let r = super::objects::delete(&deps.cluster.consensus, &p).await;
             reply(&mut send, &r).await?;
         }
         Request::Logs { pod, container, follow } => logs(&deps, &mut send, &pod, container, follow).await?,
@@ -141,7 +121,17 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
             };
             reply(&mut send, &r).await?;
         }
-        Request::GetNodes | Request::Leave | Request::TokenCreate { .. } | Request::TokenList | Request::TokenRemove { .. } => {
+        Request::GetNodes
+        | Request::Leave
+        | Request::TokenCreate { .. }
+        | Request::TokenList
+        | Request::TokenRemove { .. }
+        | Request::GetClusterNodes
+        | Request::Cordon { .. }
+        | Request::DeleteNode { .. }
+        | Request::GetEvents { .. }
+        | Request::Linearize
+        | Request::Taint { .. } => {
             let r = super::cluster_api::handle(&deps.cluster, peer, req).await;
             reply(&mut send, &r).await?;
             if matches!(r, Reply::Left { .. }) {
@@ -163,20 +153,22 @@ fn normal(image: &str) -> String {
         .unwrap_or_default()
 }
 
-fn view(rec: PodRecord) -> PodView {
-    PodView {
-        pod: rec.pod,
-        uid: rec.uid,
-        created_at: rec.created_at,
-        status: rec.status,
-    }
-}
-
+/// A pod this node runs; for one that runs elsewhere, where to ask.
 fn find(deps: &ApiDeps, p: &PodRef) -> Result<PodRecord, String> {
-    deps.store
-        .get_pod(&p.namespace, &p.name)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("pod {:?} not found in namespace {:?}", p.name, p.namespace))
+    if let Some(rec) = deps.store.get_pod(&p.namespace, &p.name).map_err(|e| e.to_string())? {
+        return Ok(rec);
+    }
+    let c = &deps.cluster.consensus;
+    match c.replica.pod(&p.namespace, &p.name).map_err(|e| e.to_string())? {
+        None => Err(format!("pod {:?} not found in namespace {:?}", p.name, p.namespace)),
+        Some(obj) => match obj.node.and_then(|n| c.replica.node(&n).ok().flatten()) {
+            Some(n) => Err(format!(
+                "pod {:?} runs on node {}; ask that node: --server {}",
+                p.name, n.name, n.addr
+            )),
+            None => Err(format!("pod {:?} is not running on any node yet", p.name)),
+        },
+    }
 }
 
 fn pick(rec: &PodRecord, container: Option<String>) -> Result<Container, String> {
@@ -189,42 +181,6 @@ fn pick(rec: &PodRecord, container: Option<String>) -> Result<Container, String>
             .ok_or_else(|| format!("container {name:?} is not in pod {:?}", rec.pod.metadata.name)),
         None => Ok(rec.pod.spec.containers[0].clone()),
     }
-}
-
-async fn apply(deps: &ApiDeps, manifest: &str) -> Reply {
-    let pods = match parse_manifests(manifest) {
-        Ok(p) => p,
-        Err(e) => return error(e.to_string()),
-    };
-    let mut objects = Vec::new();
-    for pod in pods {
-        let (tx, rx) = oneshot::channel();
-        if deps
-            .node
-            .send(NodeCmd::Apply {
-                pod: Box::new(pod),
-                reply: tx,
-            })
-            .await
-            .is_err()
-        {
-            return error("node loop stopped");
-        }
-        match rx.await {
-            Ok(Ok(a)) => objects.push(a),
-            Ok(Err(e)) => {
-                let done: Vec<String> = objects.iter().map(|a| format!("{} {}", a.object, a.action)).collect();
-                let prefix = if done.is_empty() {
-                    String::new()
-                } else {
-                    format!("(applied before the error: {}) ", done.join(", "))
-                };
-                return error(format!("{prefix}{e}"));
-            }
-            Err(_) => return error("node loop stopped"),
-        }
-    }
-    Reply::Applied { objects }
 }
 
 async fn logs(deps: &ApiDeps, send: &mut quinn::SendStream, p: &PodRef, container: Option<String>, follow: bool) -> Result<(), FrameError> {

@@ -3,16 +3,22 @@
 pub mod accept;
 pub mod api;
 pub mod cluster_api;
+pub mod objects;
 pub mod settings;
 pub mod shutdown;
 pub mod systemd;
 
+use crate::consensus::autopilot::AutopilotSettings;
+use crate::consensus::network::Peers;
+use crate::consensus::{self, RaftNode, RaftTiming};
 use crate::gossip::{self, GossipConfig, MemberId, Membership, NodeMeta, Role};
 use crate::join::client::Joined;
-use crate::node::{driver, Node, NodeConfig};
+use crate::leader;
+use crate::node::{driver, report, Node, NodeConfig};
 use crate::runtime::image::ImageStore;
 use crate::runtime::layout::NodePaths;
 use crate::runtime::Runtime;
+use crate::state::{NodeFacts, NodeObject, Replica};
 use crate::store::Store;
 use crate::transport::pki::{self, Authority, ClientConfig};
 use crate::transport::quic;
@@ -28,6 +34,9 @@ use tracing::info;
 /// Default API port (UDP).
 pub const DEFAULT_PORT: u16 = 4740;
 
+/// The Raft id of the node that ran `init`; the cluster hands out the rest.
+pub const FIRST_RAFT_ID: u64 = 1;
+
 /// How to run a node; who it is comes from `DATA/node.yaml`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -39,6 +48,10 @@ pub struct Config {
     pub backoff_max_ms: u64,
     /// Gossip timers.
     pub gossip: GossipConfig,
+    /// Raft timers.
+    pub raft: RaftTiming,
+    /// Voter choice.
+    pub autopilot: AutopilotSettings,
 }
 
 impl Config {
@@ -49,6 +62,8 @@ impl Config {
             backoff_base_ms: 10_000,
             backoff_max_ms: 300_000,
             gossip: GossipConfig::default(),
+            raft: RaftTiming::default(),
+            autopilot: AutopilotSettings::default(),
         }
     }
 }
@@ -83,7 +98,7 @@ impl InitOptions {
         }
     }
 
-    fn settings(&self, role: Role, advertise: SocketAddr, seeds: Vec<SocketAddr>) -> NodeSettings {
+    fn settings(&self, role: Role, advertise: SocketAddr, seeds: Vec<SocketAddr>, raft_id: Option<u64>) -> NodeSettings {
         NodeSettings {
             name: self.name.clone(),
             listen: self.listen,
@@ -93,6 +108,8 @@ impl InitOptions {
             role,
             seeds,
             joined_ms: crate::runtime::shim::now_ms(),
+            raft_id,
+            voter: true,
         }
     }
 }
@@ -132,6 +149,23 @@ pub enum DaemonError {
         /// The node there.
         name: String,
     },
+    /// A joined node's settings carry no Raft id.
+    #[error("{dir}: node.yaml has no raftId (the node joined before Raft); join again with a new token")]
+    NoRaftId {
+        /// The data dir.
+        dir: PathBuf,
+    },
+    /// The replica's database failed.
+    #[error("{path}: {message}")]
+    Replica {
+        /// The database.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// Raft did not start.
+    #[error("raft: {0}")]
+    Raft(String),
     /// A file could not be written.
     #[error("{path}: {source}")]
     Io {
@@ -174,7 +208,8 @@ pub fn init(opts: &InitOptions) -> Result<bool, DaemonError> {
             } else {
                 Role::Agent
             };
-            opts.settings(role, advertise, Vec::new()).save(&opts.data_dir)?;
+            let raft_id = (role == Role::Server).then_some(FIRST_RAFT_ID);
+            opts.settings(role, advertise, Vec::new(), raft_id).save(&opts.data_dir)?;
         }
         return Ok(false);
     }
@@ -197,13 +232,20 @@ pub fn init(opts: &InitOptions) -> Result<bool, DaemonError> {
     .save(&paths.admin_conf())?;
     ca.save(&pki_dir)?;
     // The settings last: their presence marks a complete init.
-    opts.settings(Role::Server, advertise, Vec::new()).save(&opts.data_dir)?;
+    opts.settings(Role::Server, advertise, Vec::new(), Some(FIRST_RAFT_ID))
+        .save(&opts.data_dir)?;
     Ok(true)
 }
 
 /// Writes what a successful join returned: the node's key and certificate,
 /// the CA, node.yaml with the seeds. Nothing is written on a failed join.
-pub fn write_joined(opts: &InitOptions, advertise: SocketAddr, server: SocketAddr, joined: &Joined) -> Result<(), DaemonError> {
+pub fn write_joined(
+    opts: &InitOptions,
+    advertise: SocketAddr,
+    server: SocketAddr,
+    joined: &Joined,
+    voter: bool,
+) -> Result<(), DaemonError> {
     let pki_dir = prepare_dir(&opts.data_dir)?;
     pki::save_identity(
         &pki_dir,
@@ -219,7 +261,9 @@ pub fn write_joined(opts: &InitOptions, advertise: SocketAddr, server: SocketAdd
     })?;
     let mut seeds = vec![server];
     seeds.extend(joined.seeds.iter().copied().filter(|s| *s != server && *s != advertise));
-    opts.settings(Role::Agent, advertise, seeds).save(&opts.data_dir)?;
+    let mut s = opts.settings(Role::Agent, advertise, seeds, joined.raft_id);
+    s.voter = voter;
+    s.save(&opts.data_dir)?;
     Ok(())
 }
 
@@ -250,16 +294,32 @@ pub async fn run(cfg: Config, trigger: Arc<Trigger>, shutdown: Shutdown) -> Resu
         path: paths.pki().join("ca.crt"),
         source,
     })?;
-    let ca = match paths.pki().join("ca.key").exists() {
-        true => Some(Arc::new(Authority::load(&paths.pki())?)),
-        false => None,
-    };
     let id = pki::load_identity(&paths.pki(), "node")?;
     let endpoint = quic::server(me.listen, &ca_pem, &id)?;
+    let raft_id = match (me.raft_id, me.role) {
+        (Some(r), _) => r,
+        (None, Role::Server) => FIRST_RAFT_ID, // a data dir from before Raft
+        (None, Role::Agent) => return Err(DaemonError::NoRaftId { dir: paths.data.clone() }),
+    };
 
-    let (node_tx, node_rx) = mpsc::channel(64); // api -> node loop
-    let (gossip_handle, gossip_cmds) = gossip::net::channel(); // api, join -> gossip
+    let (gossip_handle, gossip_cmds) = gossip::net::channel(); // api, join, leader -> gossip
     let (gossip_in_tx, gossip_in_rx) = mpsc::channel(64); // accept loop -> gossip
+    let (reports_tx, reports_rx) = mpsc::unbounded_channel(); // node loop -> reporter
+
+    let replica = Arc::new(Replica::open(&paths.data.join("cluster.db")).map_err(|e| DaemonError::Replica {
+        path: paths.data.join("cluster.db"),
+        message: e.to_string(),
+    })?);
+    let consensus = consensus::start(consensus::Start {
+        id: raft_id,
+        me: RaftNode::new(&me.name, me.advertise),
+        bootstrap: me.role == Role::Server && raft_id == FIRST_RAFT_ID,
+        timing: cfg.raft.clone(),
+        replica: replica.clone(),
+        peers: Peers::new(endpoint.clone(), quic::node_client(&ca_pem, &id, quic::ALPN_RAFT)?),
+    })
+    .await
+    .map_err(|e| DaemonError::Raft(e.to_string()))?;
 
     let core = membership(&cfg, &me, &store)?;
     let remember_store = store.clone();
@@ -288,17 +348,40 @@ pub async fn run(cfg: Config, trigger: Arc<Trigger>, shutdown: Shutdown) -> Resu
         node,
         runtime: runtime.clone(),
         store: store.clone(),
-        cmds: node_rx,
+        replica: replica.clone(),
+        node_name: me.name.clone(),
+        reports: reports_tx,
         shutdown: shutdown.clone(),
     }));
+    let (cpus, memory_bytes) = gossip::capacity();
+    tasks.spawn(report::run(report::ReportDeps {
+        consensus: consensus.clone(),
+        facts: NodeFacts {
+            name: me.name.clone(),
+            addr: me.advertise,
+            cpus,
+            memory_bytes,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            arch: crate::state::kube_arch().to_string(),
+        },
+        register: (raft_id == FIRST_RAFT_ID).then(|| self_object(&me, cpus, memory_bytes)),
+        reports: reports_rx,
+        shutdown: shutdown.clone(),
+    }));
+    tasks.spawn(leader::run(leader::LeaderDeps {
+        consensus: consensus.clone(),
+        gossip: gossip_handle.clone(),
+        autopilot: cfg.autopilot.clone(),
+        shutdown: shutdown.clone(),
+    }));
+    tasks.spawn(consensus::ca::run(consensus.clone(), paths.pki(), shutdown.clone()));
     let routes = accept::Routes {
         api: api::ApiDeps {
             store: store.clone(),
             runtime,
-            node: node_tx,
             cluster: cluster_api::ClusterDeps {
-                store: store.clone(),
-                ca: ca.clone(),
+                consensus: consensus.clone(),
+                ca_sha256: pki::pem_sha256(&ca_pem).unwrap_or_default(),
                 gossip: gossip_handle.clone(),
                 stop: trigger,
                 node_name: me.name.clone(),
@@ -306,12 +389,16 @@ pub async fn run(cfg: Config, trigger: Arc<Trigger>, shutdown: Shutdown) -> Resu
         },
         gossip: gossip_in_tx,
         join: crate::join::server::JoinDeps {
-            store,
-            ca,
+            consensus: consensus.clone(),
+            pki_dir: paths.pki(),
             gossip: gossip_handle,
         },
+        raft: consensus::server::RaftServerDeps {
+            consensus: consensus.clone(),
+            ca_key: paths.pki().join("ca.key"),
+        },
     };
-    info!(listen = %endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(), advertise = %me.advertise, node = %me.name, role = %me.role, data = %paths.data.display(), "shoal agent serving");
+    info!(listen = %endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(), advertise = %me.advertise, node = %me.name, raft_id, data = %paths.data.display(), "shoal agent serving");
     tasks.spawn(accept::serve(endpoint, routes, shutdown.clone()));
     tasks.spawn(systemd::watchdog(shutdown.clone()));
     systemd::ready();
@@ -319,8 +406,30 @@ pub async fn run(cfg: Config, trigger: Arc<Trigger>, shutdown: Shutdown) -> Resu
     s.wait().await;
     systemd::stopping();
     while tasks.join_next().await.is_some() {}
+    if let Err(e) = consensus.raft.shutdown().await {
+        tracing::warn!(error = %e, "raft did not stop cleanly");
+    }
     info!("agent stopped");
     Ok(())
+}
+
+/// The first node's own object, which it registers once it leads.
+fn self_object(me: &NodeSettings, cpus: u32, memory_bytes: u64) -> NodeObject {
+    NodeObject {
+        name: me.name.clone(),
+        raft_id: FIRST_RAFT_ID,
+        addr: me.advertise,
+        labels: me.labels.clone(),
+        zone: me.zone.clone(),
+        cpus,
+        memory_bytes,
+        cordoned: false,
+        taints: Vec::new(),
+        voter_eligible: true,
+        joined_ms: me.joined_ms,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        arch: crate::state::kube_arch().to_string(),
+    }
 }
 
 const PEERS_KEY: &str = "gossip_peers";

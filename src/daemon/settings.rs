@@ -30,6 +30,17 @@ pub struct NodeSettings {
     pub seeds: Vec<SocketAddr>,
     /// Unix ms of init or join.
     pub joined_ms: u64,
+    /// Raft id, handed out once by the cluster (1 for the node that ran
+    /// `init`); never reused.
+    #[serde(default)]
+    pub raft_id: Option<u64>,
+    /// May become a Raft voter (`join --voter=false` keeps a weak node out).
+    #[serde(default = "yes")]
+    pub voter: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The settings file is missing or broken.

@@ -58,6 +58,23 @@ pub struct Joined {
     pub ca: String,
     /// Members to gossip with first.
     pub seeds: Vec<SocketAddr>,
+    /// The node's Raft id.
+    pub raft_id: Option<u64>,
+}
+
+/// Who the joiner wants to be.
+#[derive(Debug, Clone)]
+pub struct JoinAs {
+    /// Node name.
+    pub name: String,
+    /// Where it will serve.
+    pub advertise: SocketAddr,
+    /// Labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Zone.
+    pub zone: Option<String>,
+    /// May vote.
+    pub voter: bool,
 }
 
 /// Checks the server's chain against the CA the token pins, nothing else.
@@ -150,14 +167,7 @@ pub async fn connect(server: SocketAddr, pinned: &str) -> Result<(quinn::Endpoin
 }
 
 /// Builds the request for this connection: the proof binds its TLS session.
-pub fn request(
-    conn: &quinn::Connection,
-    token: &JoinToken,
-    name: &str,
-    advertise: SocketAddr,
-    csr_pem: &str,
-    csr_der: &[u8],
-) -> JoinRequest {
+pub fn request(conn: &quinn::Connection, token: &JoinToken, who: &JoinAs, csr_pem: &str, csr_der: &[u8]) -> JoinRequest {
     let mut exporter = [0u8; 32];
     // Only fails before the handshake is done, and the connection is established.
     let _ = conn.export_keying_material(&mut exporter, EXPORTER_LABEL, b"");
@@ -166,9 +176,12 @@ pub fn request(
         token_id: token.id.clone(),
         check: check_value(&hash),
         proof: proof(&hash, &exporter, csr_der),
-        name: name.into(),
+        name: who.name.clone(),
         csr: csr_pem.into(),
-        advertise,
+        advertise: who.advertise,
+        labels: who.labels.clone(),
+        zone: who.zone.clone(),
+        voter: Some(who.voter),
     }
 }
 
@@ -186,30 +199,64 @@ pub async fn send(conn: &quinn::Connection, req: &JoinRequest) -> Result<JoinRep
     }
 }
 
-/// The whole handshake. Nothing is written here.
-pub async fn join(server: SocketAddr, token: &JoinToken, name: &str, advertise: SocketAddr) -> Result<Joined, JoinError> {
-    let (key, csr_pem, csr_der) = pki::node_request(name)?;
+/// The whole handshake, following a node without the CA key to a voter
+/// that holds it (each hop pins the CA again). Nothing is written here.
+pub async fn join(server: SocketAddr, token: &JoinToken, who: &JoinAs) -> Result<Joined, JoinError> {
+    let (key, csr_pem, csr_der) = pki::node_request(&who.name)?;
+    let mut targets = vec![server];
+    let mut last = None;
+    for _hop in 0..3 {
+        let mut next = Vec::new();
+        for server in targets {
+            let reply = match once(server, token, who, &csr_pem, &csr_der).await {
+                Ok(r) => r,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            match reply {
+                JoinReply::Refused { reason } => return Err(JoinError::Refused { server, reason }),
+                JoinReply::Redirect { voters } => next.extend(voters),
+                JoinReply::Joined { cert, ca, seeds, raft_id } => {
+                    // The CA handed over must be the pinned one, and sign our certificate.
+                    let ca_ok = certs("cluster CA", &ca)
+                        .ok()
+                        .and_then(|c| c.first().map(|c| der_sha256(c) == token.ca_sha256))
+                        .unwrap_or(false);
+                    if !ca_ok {
+                        return Err(JoinError::CaMismatch {
+                            server,
+                            presented: pki::pem_sha256(&ca).unwrap_or_else(|| "none".into()),
+                            pinned: token.ca_sha256.clone(),
+                        });
+                    }
+                    return Ok(Joined {
+                        key,
+                        cert,
+                        ca,
+                        seeds,
+                        raft_id,
+                    });
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        targets = next;
+    }
+    Err(last.unwrap_or(JoinError::Refused {
+        server,
+        reason: "no node holding the cluster CA key answered".into(),
+    }))
+}
+
+async fn once(server: SocketAddr, token: &JoinToken, who: &JoinAs, csr_pem: &str, csr_der: &[u8]) -> Result<JoinReply, JoinError> {
     let (endpoint, conn) = connect(server, &token.ca_sha256).await?;
-    let req = request(&conn, token, name, advertise, &csr_pem, &csr_der);
+    let req = request(&conn, token, who, csr_pem, csr_der);
     let reply = send(&conn, &req).await;
     conn.close(0u32.into(), b"done");
     endpoint.wait_idle().await;
-    match reply? {
-        JoinReply::Refused { reason } => Err(JoinError::Refused { server, reason }),
-        JoinReply::Joined { cert, ca, seeds } => {
-            // The CA handed over must be the pinned one, and sign our certificate.
-            let ca_ok = certs("cluster CA", &ca)
-                .ok()
-                .and_then(|c| c.first().map(|c| der_sha256(c) == token.ca_sha256))
-                .unwrap_or(false);
-            if !ca_ok {
-                return Err(JoinError::CaMismatch {
-                    server,
-                    presented: pki::pem_sha256(&ca).unwrap_or_else(|| "none".into()),
-                    pinned: token.ca_sha256.clone(),
-                });
-            }
-            Ok(Joined { key, cert, ca, seeds })
-        }
-    }
+    reply
 }

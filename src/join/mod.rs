@@ -35,6 +35,15 @@ pub struct JoinRequest {
     pub csr: String,
     /// Where the node will serve.
     pub advertise: SocketAddr,
+    /// `--label k=v`.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `--zone`.
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// `--voter=false` keeps the node out of the voter set for good.
+    #[serde(default)]
+    pub voter: Option<bool>,
 }
 
 /// The server's answer.
@@ -49,11 +58,19 @@ pub enum JoinReply {
         ca: String,
         /// Members to contact first.
         seeds: Vec<SocketAddr>,
+        /// The node's Raft id, handed out once.
+        #[serde(default)]
+        raft_id: Option<u64>,
     },
     /// Not admitted.
     Refused {
         /// Why, naming the problem.
         reason: String,
+    },
+    /// This node holds no CA key: ask one of these voters, which do.
+    Redirect {
+        /// Voters' addresses.
+        voters: Vec<SocketAddr>,
     },
 }
 
@@ -112,9 +129,12 @@ pub enum Refusal {
     /// The CSR did not parse or sign.
     #[error("bad certificate request: {0}")]
     BadRequest(String),
-    /// This node cannot sign.
-    #[error("this node does not hold the cluster CA key; join through the node that ran `shoal init`")]
+    /// No node holding the CA key is known.
+    #[error("no voter holding the cluster CA key is known to this node; try again once the cluster has a leader")]
     NotCa,
+    /// The cluster could not record the node.
+    #[error("{0}")]
+    Cluster(String),
     /// The server failed.
     #[error("server error: {0}")]
     Internal(String),

@@ -1,23 +1,52 @@
-//! The CA node's side of a join: check the token, sign the CSR, hand out seeds.
+//! The server's side of a join: a node without the CA key sends the joiner
+//! to the voters (which hold it); a voter checks the token against the
+//! replicated state, records the node through Raft (which hands out its Raft
+//! id), signs the CSR and hands out seeds.
 
 use super::token::{check_value, proof, same_mac};
 use super::{JoinReply, JoinRequest, Refusal, EXPORTER_LABEL};
+use crate::consensus::Consensus;
 use crate::gossip::{Handle, NodeStatus, NodeView};
-use crate::store::{JoinRecord, Store};
+use crate::state::{Command, NodeObject, Response};
 use crate::transport::framing::{read_frame, write_frame, Frame};
 use crate::transport::pki::{Authority, NodeRequest};
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use tracing::{info, warn};
 
 /// What the join server needs.
 #[derive(Clone)]
 pub struct JoinDeps {
-    /// Tokens and join records.
-    pub store: Arc<Store>,
-    /// The CA, when this node holds its key.
-    pub ca: Option<Arc<Authority>>,
+    /// Raft and the replicated tokens.
+    pub consensus: Consensus,
+    /// `pki/`: the CA key is there while this node is a voter.
+    pub pki_dir: PathBuf,
     /// Membership, for seeds and name clashes.
     pub gossip: Handle,
+}
+
+impl JoinDeps {
+    fn ca(&self) -> Option<Authority> {
+        self.pki_dir
+            .join("ca.key")
+            .exists()
+            .then(|| Authority::load(&self.pki_dir).ok())
+            .flatten()
+    }
+
+    /// Other voters' addresses: they hold the CA key.
+    fn voters(&self) -> Vec<SocketAddr> {
+        let c = &self.consensus;
+        let m = c.raft.metrics().borrow().membership_config.clone();
+        let mut v: Vec<SocketAddr> = m
+            .membership()
+            .voter_ids()
+            .filter(|id| *id != c.id)
+            .filter_map(|id| m.membership().get_node(&id).and_then(|n| n.socket_addr()))
+            .collect();
+        v.sort();
+        v
+    }
 }
 
 /// Serves one `shoal-join` connection: one request, one reply.
@@ -35,8 +64,20 @@ pub async fn serve(conn: quinn::Connection, deps: JoinDeps) {
     if conn.export_keying_material(&mut exporter, EXPORTER_LABEL, b"").is_err() {
         return refuse(&mut send, &remote, Refusal::Internal("no TLS exporter".into())).await;
     }
+    let Some(ca) = deps.ca() else {
+        let voters = deps.voters();
+        if voters.is_empty() {
+            return refuse(&mut send, &remote, Refusal::NotCa).await;
+        }
+        info!(%remote, node = %req.name, ?voters, "join sent on to the voters");
+        let _ = write_frame(&mut send, &Frame::json(&JoinReply::Redirect { voters })).await;
+        let _ = send.finish();
+        let _ = send.stopped().await;
+        return;
+    };
     let nodes = deps.gossip.nodes().await;
-    let reply = match admit(&deps, &req, &exporter, &nodes, crate::runtime::shim::now_ms()) {
+    let now = crate::runtime::shim::now_ms();
+    let reply = match admit(&deps, &ca, &req, &exporter, &nodes, now).await {
         Ok(reply) => {
             info!(%remote, node = %req.name, token = %req.token_id, "node joined");
             reply
@@ -55,14 +96,21 @@ async fn refuse(send: &mut quinn::SendStream, remote: &std::net::SocketAddr, r: 
     let _ = send.stopped().await;
 }
 
-/// Decides a join; on success the certificate is signed and recorded.
-pub fn admit(deps: &JoinDeps, req: &JoinRequest, exporter: &[u8], nodes: &[NodeView], now_ms: u64) -> Result<JoinReply, Refusal> {
-    let ca = deps.ca.as_ref().ok_or(Refusal::NotCa)?;
-    let internal = |e: crate::store::StoreError| Refusal::Internal(e.to_string());
+/// Decides a join; on success the node is recorded through Raft (which
+/// gives it its Raft id) and its certificate signed.
+pub async fn admit(
+    deps: &JoinDeps,
+    ca: &Authority,
+    req: &JoinRequest,
+    exporter: &[u8],
+    nodes: &[NodeView],
+    now_ms: u64,
+) -> Result<JoinReply, Refusal> {
+    let internal = |e: rusqlite::Error| Refusal::Internal(e.to_string());
+    let replica = &deps.consensus.replica;
     let id = req.token_id.clone();
-    let token = deps
-        .store
-        .get_token(&id)
+    let token = replica
+        .token(&id)
         .map_err(internal)?
         .ok_or(Refusal::UnknownToken { id: id.clone() })?;
     if token.removed_ms.is_some() {
@@ -87,27 +135,43 @@ pub fn admit(deps: &JoinDeps, req: &JoinRequest, exporter: &[u8], nodes: &[NodeV
     })?;
     let csr = NodeRequest::parse(&req.csr).map_err(|e| Refusal::BadRequest(e.to_string()))?;
     let key_sha256 = csr.key_sha256();
-    if let Some(prev) = deps.store.get_join(&req.name).map_err(internal)? {
-        if prev.key_sha256 == key_sha256 {
-            return Err(Refusal::AlreadyJoined { name: req.name.clone() });
-        }
+    if replica.joined_key(&req.name).map_err(internal)?.as_deref() == Some(key_sha256.as_str()) {
+        return Err(Refusal::AlreadyJoined { name: req.name.clone() });
     }
     let live = |n: &&NodeView| n.name == req.name && matches!(n.status, NodeStatus::Ready | NodeStatus::Suspect);
-    if nodes.iter().any(|n| live(&n)) {
+    if nodes.iter().any(|n| live(&n)) || replica.node(&req.name).map_err(internal)?.is_some() {
         return Err(Refusal::NameTaken { name: req.name.clone() });
     }
+    let node = NodeObject {
+        name: req.name.clone(),
+        raft_id: 0,
+        addr: req.advertise,
+        labels: req.labels.clone(),
+        zone: req.zone.clone(),
+        cpus: 0,
+        memory_bytes: 0,
+        cordoned: false,
+        taints: Vec::new(),
+        voter_eligible: req.voter.unwrap_or(true),
+        joined_ms: now_ms,
+        version: String::new(),
+        arch: String::new(),
+    };
+    let cmd = Command::RegisterNode {
+        node,
+        key_sha256,
+        token: id,
+    };
+    let raft_id = match deps.consensus.write(cmd).await {
+        Ok(Response::RaftId(i)) => i,
+        Ok(Response::Refused(why)) => return Err(Refusal::Cluster(why)),
+        Ok(other) => return Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
+        Err(e) => return Err(Refusal::Cluster(e.to_string())),
+    };
     let ips = vec![std::net::IpAddr::from([127, 0, 0, 1]), req.advertise.ip()];
     let cert = ca
         .sign_node_csr(csr, &req.name, &ips)
         .map_err(|e| Refusal::BadRequest(e.to_string()))?;
-    deps.store
-        .record_join(&JoinRecord {
-            name: req.name.clone(),
-            key_sha256,
-            token: id,
-            joined_ms: now_ms,
-        })
-        .map_err(internal)?;
     let seeds = nodes
         .iter()
         .filter(|n| n.status == NodeStatus::Ready)
@@ -118,6 +182,7 @@ pub fn admit(deps: &JoinDeps, req: &JoinRequest, exporter: &[u8], nodes: &[NodeV
         cert,
         ca: ca.cert_pem().to_string(),
         seeds,
+        raft_id: Some(raft_id),
     })
 }
 

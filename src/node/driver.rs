@@ -1,39 +1,28 @@
 //! The edge of the reconcile loop: one task owns the [`Node`] core, carries out
 //! its effects with the runtime and the store, and feeds results back.
 //!
+//! What the node runs comes from the replicated state: the pods bound to it
+//! in its own replica. On every applied change the driver compares them with
+//! the pods it runs, starts the new ones and tears down the ones gone, and
+//! sends every status change to the reporter (`report.rs`), which commits
+//! them through the leader. Cut off from the cluster, the node goes on with
+//! its replica as it is.
+//!
 //! Every turn of the loop must be quick: starts, exits and teardowns run in
 //! their own tasks and report back over the `node_events` channel.
 
 use super::{Effect, Input, Node, PodKey};
 use crate::api::manifest::Pod;
-use crate::api::wire::Applied;
+use crate::api::status::PodStatus;
 use crate::daemon::shutdown::Shutdown;
 use crate::runtime::image::ImageError;
 use crate::runtime::{proc, shim, Runtime, RuntimeError};
+use crate::state::{PodObject, Replica, StatusReport};
 use crate::store::{PodRecord, RuntimeHandle, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
-
-/// Requests from the API to the node loop.
-#[derive(Debug)]
-pub enum NodeCmd {
-    /// Create or update a pod; replies with what happened or why not.
-    Apply {
-        /// The pod.
-        pod: Box<Pod>,
-        /// The answer.
-        reply: oneshot::Sender<Result<Applied, String>>,
-    },
-    /// Delete a pod.
-    Delete {
-        /// The pod.
-        key: PodKey,
-        /// The answer.
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-}
 
 /// Everything the loop needs.
 pub struct NodeDeps {
@@ -43,14 +32,18 @@ pub struct NodeDeps {
     pub runtime: Arc<Runtime>,
     /// The store.
     pub store: Arc<Store>,
-    /// API requests.
-    pub cmds: mpsc::Receiver<NodeCmd>,
+    /// This node's copy of the cluster state.
+    pub replica: Arc<Replica>,
+    /// This node's name in it.
+    pub node_name: String,
+    /// Status changes for the leader.
+    pub reports: mpsc::UnboundedSender<StatusReport>,
     /// Stop.
     pub shutdown: Shutdown,
 }
 
 enum Branch {
-    Cmd(NodeCmd),
+    Desired,
     Event(Input, Option<RuntimeHandle>),
     Tick,
     Stop,
@@ -66,6 +59,11 @@ struct Driver {
     store: Arc<Store>,
     handles: HashMap<PodKey, Vec<RuntimeHandle>>,
     events: mpsc::Sender<(Input, Option<RuntimeHandle>)>,
+    replica: Arc<Replica>,
+    node_name: String,
+    reports: mpsc::UnboundedSender<StatusReport>,
+    /// The last status sent for each pod (uid, status), so each is sent once.
+    reported: HashMap<PodKey, (String, PodStatus)>,
 }
 
 /// Runs the node loop until shutdown. Containers keep running afterwards.
@@ -74,18 +72,26 @@ pub async fn run(deps: NodeDeps) {
         node,
         runtime,
         store,
-        mut cmds,
+        replica,
+        node_name,
+        reports,
         mut shutdown,
     } = deps;
     let (events_tx, mut events) = mpsc::channel(256);
+    let mut desired = replica.subscribe();
     let mut d = Driver {
         node,
         runtime,
         store,
         handles: HashMap::new(),
         events: events_tx,
+        replica,
+        node_name,
+        reports,
+        reported: HashMap::new(),
     };
     d.restore().await;
+    d.sync();
     loop {
         let wake = d.node.next_wake();
         let sleep = async {
@@ -97,13 +103,13 @@ pub async fn run(deps: NodeDeps) {
         let branch = tokio::select! {
             biased;
             _ = shutdown.wait() => Branch::Stop,
-            Some(cmd) = cmds.recv() => Branch::Cmd(cmd),
+            Ok(()) = desired.changed() => Branch::Desired,
             Some((ev, h)) = events.recv() => Branch::Event(ev, h),
             _ = sleep => Branch::Tick,
         };
         match branch {
             Branch::Stop => break,
-            Branch::Cmd(cmd) => d.on_cmd(cmd),
+            Branch::Desired => d.sync(),
             Branch::Event(ev, handle) => {
                 if let (Input::Started { key, .. }, Some(h)) = (&ev, handle) {
                     let list = d.handles.entry(key.clone()).or_default();
@@ -126,61 +132,80 @@ impl Driver {
         }
     }
 
-    fn on_cmd(&mut self, cmd: NodeCmd) {
-        match cmd {
-            NodeCmd::Apply { pod, reply } => {
-                let _ = reply.send(self.apply(pod));
+    /// Brings the pods this node runs in line with the pods bound to it in
+    /// the replica, and reports statuses the replica does not have yet.
+    fn sync(&mut self) {
+        let desired = match self.replica.pods_on(&self.node_name) {
+            Ok(p) => p,
+            Err(e) => return warn!(error = %e, "could not read the pods bound to this node"),
+        };
+        let wanted: HashMap<PodKey, &PodObject> = desired.iter().map(|p| (p.key(), p)).collect();
+        let running: Vec<PodKey> = self.node.keys().cloned().collect();
+        for key in running {
+            let Some((uid, deleting)) = self.node.incarnation(&key) else {
+                continue;
+            };
+            let keep = wanted.get(&key).is_some_and(|p| p.uid == uid && p.deleting_ms.is_none());
+            if !keep && !deleting {
+                info!(pod = ?key, "pod is no longer bound here; deleting");
+                self.feed(Input::Delete(key));
             }
-            NodeCmd::Delete { key, reply } => {
-                let known = self.node.keys().any(|k| *k == key);
-                let _ = reply.send(if known {
-                    self.feed(Input::Delete(key));
-                    Ok(())
-                } else {
-                    Err(format!("pod {:?} not found in namespace {:?}", key.1, key.0))
-                });
+        }
+        for p in &desired {
+            let key = p.key();
+            match self.node.incarnation(&key) {
+                None if p.deleting_ms.is_none() => self.start_pod(p),
+                // The pod is gone here but not yet in the state: say so again.
+                None => self.report(key, &p.uid, None),
+                Some((uid, _)) if uid == p.uid => {
+                    if let Some(mut s) = self.node.status(&key) {
+                        s.terminating = p.deleting_ms.is_some();
+                        if s != p.status {
+                            self.report(key, &p.uid.clone(), Some(s));
+                        }
+                    }
+                }
+                Some(_) => {} // the old incarnation is still being torn down
             }
         }
     }
 
-    fn apply(&mut self, pod: Box<Pod>) -> Result<Applied, String> {
-        let key = (pod.metadata.namespace().to_string(), pod.metadata.name.clone());
-        let object = format!("pod/{}", key.1);
-        let existing = self.store.get_pod(&key.0, &key.1).map_err(|e| e.to_string())?;
-        if let Some(mut rec) = existing {
-            if rec.pod.spec != pod.spec {
-                return Err(format!(
-                    "{object}: a pod's spec cannot change once created (as in Kubernetes); delete it and apply again"
-                ));
-            }
-            if rec.pod == *pod {
-                return Ok(Applied {
-                    object,
-                    action: "unchanged".into(),
-                });
-            }
-            rec.pod = *pod;
-            self.store.put_pod(&rec).map_err(|e| e.to_string())?;
-            return Ok(Applied {
-                object,
-                action: "configured".into(),
-            });
-        }
-        let uid = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+    fn start_pod(&mut self, p: &PodObject) {
+        let key = p.key();
         let rec = PodRecord {
-            pod: (*pod).clone(),
-            uid: uid.clone(),
-            created_at: now_ms(),
+            pod: p.pod.clone(),
+            uid: p.uid.clone(),
+            created_at: p.created_ms,
             status: Default::default(),
             runtime: Vec::new(),
         };
-        // Durable before acknowledged.
-        self.store.put_pod(&rec).map_err(|e| e.to_string())?;
-        self.feed(Input::Apply { pod, uid });
-        Ok(Applied {
-            object,
-            action: "created".into(),
-        })
+        if let Err(e) = self.store.put_pod(&rec) {
+            return warn!(pod = ?key, error = %e, "could not record the pod locally");
+        }
+        info!(pod = ?key, uid = %p.uid, "starting pod bound to this node");
+        self.feed(Input::Apply {
+            pod: Box::new(p.pod.clone()),
+            uid: p.uid.clone(),
+        });
+    }
+
+    /// Queues a status for the leader unless this one was sent already.
+    fn report(&mut self, key: PodKey, uid: &str, status: Option<PodStatus>) {
+        let sent = self.reported.get(&key);
+        match &status {
+            Some(s) if sent.is_some_and(|(u, x)| u == uid && x == s) => return,
+            _ => {}
+        }
+        match &status {
+            Some(s) => self.reported.insert(key.clone(), (uid.to_string(), s.clone())),
+            None => self.reported.remove(&key),
+        };
+        let _ = self.reports.send(StatusReport {
+            namespace: key.0,
+            name: key.1,
+            uid: uid.to_string(),
+            status,
+        });
     }
 
     fn effect(&mut self, e: Effect) {
@@ -208,14 +233,19 @@ impl Driver {
                     warn!(pod = ?key, error = %e, "could not remove pod from the store");
                 }
                 let rt = self.runtime.clone();
-                tokio::task::spawn_blocking(move || rt.delete_pod(&uid, &containers));
+                let gone = uid.clone();
+                tokio::task::spawn_blocking(move || rt.delete_pod(&gone, &containers));
                 info!(pod = ?key, "pod deleted");
+                self.report(key, &uid, None);
+                // A new incarnation of the same name may be waiting.
+                self.sync();
             }
             Effect::Persist(key) => {
                 let Some(status) = self.node.status(&key) else { return };
                 let Ok(Some(mut rec)) = self.store.get_pod(&key.0, &key.1) else {
                     return;
                 };
+                self.report(key.clone(), &rec.uid, Some(status.clone()));
                 rec.status = status;
                 rec.runtime = self.handles.get(&key).cloned().unwrap_or_default();
                 if let Err(e) = self.store.put_pod(&rec) {

@@ -4,6 +4,7 @@
 
 pub mod container;
 pub mod driver;
+pub mod report;
 
 use crate::api::manifest::{Pod, RestartPolicy};
 use crate::api::status::{ContainerState, Phase, PodStatus};
@@ -171,6 +172,11 @@ impl Node {
     /// Pods known to the loop.
     pub fn keys(&self) -> impl Iterator<Item = &PodKey> {
         self.pods.keys()
+    }
+
+    /// The uid of a pod the loop knows, and whether it is being deleted.
+    pub fn incarnation(&self, key: &PodKey) -> Option<(&str, bool)> {
+        self.pods.get(key).map(|p| (p.uid.as_str(), p.deleting.is_some()))
     }
 
     /// Running container pids of a pod, by container name.

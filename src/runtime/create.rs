@@ -4,10 +4,19 @@ use super::shim::ShimConfig;
 use super::{sandbox, spec, Runtime, RuntimeError};
 use crate::api::manifest::{Container, Pod};
 use std::path::PathBuf;
+use std::sync::{Arc, PoisonError};
 
 impl Runtime {
     /// Makes the pod's directories, `/etc/hosts` and namespaces, unless they exist.
+    ///
+    /// Every container of a pod calls this as it starts, concurrently. The
+    /// pod's lock makes one caller create the sandbox while the others wait
+    /// and then find it ready; after a failure the next caller tries again.
+    /// (Two creations at once would each unmount and remove the other's
+    /// namespaces: `bind /proc/self/ns/net: ENOENT`.)
     pub async fn create_sandbox(&self, uid: &str, pod: &Pod) -> Result<(), RuntimeError> {
+        let lock = self.sandbox_lock(uid);
+        let _held = lock.lock().await;
         let dir = self.paths.pod(uid);
         for d in ["logs", "volumes", "containers"] {
             let p = dir.join(d);
@@ -21,10 +30,13 @@ impl Runtime {
             pod.metadata.name
         );
         let hp = dir.join("hosts");
-        std::fs::write(&hp, hosts).map_err(|e| RuntimeError::Io {
-            path: hp.clone(),
-            source: e,
-        })?;
+        // Running containers bind-mount this file: rewrite it only if it differs.
+        if std::fs::read_to_string(&hp).ok().as_deref() != Some(hosts.as_str()) {
+            std::fs::write(&hp, hosts).map_err(|e| RuntimeError::Io {
+                path: hp.clone(),
+                source: e,
+            })?;
+        }
         let ns = dir.join("ns");
         if sandbox::is_ready(&ns) {
             return Ok(());
@@ -47,6 +59,12 @@ impl Runtime {
             )));
         }
         Ok(())
+    }
+
+    /// The lock that serialises the sandbox creation of pod `uid`.
+    fn sandbox_lock(&self, uid: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.sandboxes.lock().unwrap_or_else(PoisonError::into_inner);
+        locks.entry(uid.to_string()).or_default().clone()
     }
 
     /// Writes the bundle of container `c`: `config.json` and `shim.json`.

@@ -1,6 +1,7 @@
 //! `delete`: tear a pod's sandbox down once its containers have exited.
 
 use super::{cgroups, sandbox, shim, Runtime};
+use std::sync::PoisonError;
 
 impl Runtime {
     /// Removes everything the pod left on the host: rootfs mounts, libcontainer
@@ -15,5 +16,6 @@ impl Runtime {
         sandbox::remove(&dir.join("ns"));
         cgroups::remove(&self.paths.pod_cgroup(uid));
         let _ = std::fs::remove_dir_all(&dir);
+        self.sandboxes.lock().unwrap_or_else(PoisonError::into_inner).remove(uid);
     }
 }

@@ -23,8 +23,9 @@ pub use start::Started;
 
 use image::ImageStore;
 use layout::NodePaths;
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A runtime operation failed. Unless the text says otherwise the container
 /// did not start and nothing of it is left running.
@@ -70,13 +71,22 @@ pub struct Runtime {
     paths: NodePaths,
     images: Arc<ImageStore>,
     exe: PathBuf,
+    /// One lock per pod uid: the containers of a pod start concurrently, and
+    /// the first to hold it creates the sandbox while the others wait, then
+    /// find it ready (`create.rs`). The entry goes with the pod (`delete.rs`).
+    sandboxes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Runtime {
     /// A runtime for the node at `paths`, spawning shims from `exe`
     /// (normally `/proc/self/exe`).
     pub fn new(paths: NodePaths, images: Arc<ImageStore>, exe: PathBuf) -> Runtime {
-        Runtime { paths, images, exe }
+        Runtime {
+            paths,
+            images,
+            exe,
+            sandboxes: Mutex::default(),
+        }
     }
 
     /// The node's paths.

@@ -15,6 +15,8 @@ pub const ALPN_API: &[u8] = b"shoal-api";
 pub const ALPN_GOSSIP: &[u8] = b"shoal-gossip";
 /// ALPN of the join handshake (no client certificate yet: the token vouches).
 pub const ALPN_JOIN: &[u8] = b"shoal-join";
+/// Raft RPCs, write forwarding and CA hand-over between nodes (node certificates only).
+pub const ALPN_RAFT: &[u8] = b"shoal-raft";
 
 /// Setting up or using the transport failed.
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +115,7 @@ pub fn server(bind: SocketAddr, ca_pem: &str, id: &Identity) -> Result<quinn::En
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key(&id.key)?)?;
-    tls.alpn_protocols = vec![ALPN_API.to_vec(), ALPN_GOSSIP.to_vec(), ALPN_JOIN.to_vec()];
+    tls.alpn_protocols = vec![ALPN_API.to_vec(), ALPN_GOSSIP.to_vec(), ALPN_JOIN.to_vec(), ALPN_RAFT.to_vec()];
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| TransportError::Pem {
         what: "quic",
         message: e.to_string(),
@@ -132,11 +134,17 @@ pub fn server(bind: SocketAddr, ca_pem: &str, id: &Identity) -> Result<quinn::En
 
 /// Client settings for gossip connections from this node to other nodes.
 pub fn gossip_client(ca_pem: &str, id: &Identity) -> Result<quinn::ClientConfig, TransportError> {
+    node_client(ca_pem, id, ALPN_GOSSIP)
+}
+
+/// Client settings for node-to-node connections under `alpn`, with the
+/// node's certificate.
+pub fn node_client(ca_pem: &str, id: &Identity, alpn: &[u8]) -> Result<quinn::ClientConfig, TransportError> {
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots(ca_pem)?)
         .with_client_auth_cert(certs("node certificate", &id.cert)?, key(&id.key)?)?;
-    tls.alpn_protocols = vec![ALPN_GOSSIP.to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| TransportError::Pem {
         what: "quic",
         message: e.to_string(),

@@ -194,29 +194,83 @@ impl TestNode {
 
     /// Pids of every process in this node's cgroups (its containers).
     pub fn container_pids(&self) -> Vec<i32> {
-        let mut pids = Vec::new();
-        for root in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
-            collect_pids(&Path::new(root).join(&self.prefix), &mut pids);
-        }
-        pids.sort();
-        pids.dedup();
-        pids
+        container_pids(&self.prefix)
     }
 
     /// Shim pids, found by their bundle paths in our data dir.
     pub fn shim_pids(&self) -> Vec<i32> {
-        let mut pids = Vec::new();
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(" shim ") && cmd.contains(self.dir.to_str().unwrap()) {
-                pids.push(pid);
-            }
+        shim_pids(&self.dir)
+    }
+}
+
+/// Pids of every process in the cgroups named `prefix` (a node's containers).
+pub fn container_pids(prefix: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for root in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        collect_pids(&Path::new(root).join(prefix), &mut pids);
+    }
+    pids.sort();
+    pids.dedup();
+    pids
+}
+
+/// Shim pids of the node with data dir `dir`, found by their bundle paths.
+pub fn shim_pids(dir: &Path) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(" shim ") && cmd.contains(dir.to_str().unwrap()) {
+            pids.push(pid);
         }
-        pids
+    }
+    pids
+}
+
+/// Kills the shims and containers of the node with data dir `dir` (what a
+/// reboot would do), leaving its files.
+pub fn kill_containers(dir: &Path) {
+    let prefix = shoal::runtime::layout::NodePaths::new(dir).prefix;
+    for pid in shim_pids(dir).into_iter().chain(container_pids(&prefix)) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// Unmounts every mount below `dir`, deepest first.
+pub fn unmount_under(dir: &Path) {
+    let d = dir.to_str().unwrap().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut ours: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&d))
+        .collect();
+    ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in ours {
+        let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Removes everything a node with data dir `dir` left on the machine:
+/// shims, containers, mounts under `dir`, cgroups, and (unless
+/// SHOAL_KEEP_TEST_DIRS is set) the dir itself.
+pub fn remove_node_leftovers(dir: &Path) {
+    kill_containers(dir);
+    std::thread::sleep(Duration::from_millis(200));
+    let prefix = shoal::runtime::layout::NodePaths::new(dir).prefix;
+    unmount_under(dir);
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+        for e in entries.flatten() {
+            remove_cgroups(&e.path().join(&prefix));
+        }
+    }
+    remove_cgroups(&Path::new("/sys/fs/cgroup").join(&prefix));
+    if std::env::var_os("SHOAL_KEEP_TEST_DIRS").is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_file(dir.with_extension("log"));
     }
 }
 
@@ -248,31 +302,7 @@ impl Drop for TestNode {
     fn drop(&mut self) {
         self.kill_agent();
         // Only what this node started: shims by their bundle path, containers by our cgroups.
-        for pid in self.shim_pids().into_iter().chain(self.container_pids()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        let dir = self.dir.to_str().unwrap().to_string();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut ours: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&dir))
-            .collect();
-        ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in ours {
-            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
-        }
-        if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
-            for e in entries.flatten() {
-                remove_cgroups(&e.path().join(&self.prefix));
-            }
-        }
-        remove_cgroups(&Path::new("/sys/fs/cgroup").join(&self.prefix));
-        if std::env::var_os("SHOAL_KEEP_TEST_DIRS").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-            let _ = std::fs::remove_file(self.dir.with_extension("log"));
-        }
+        remove_node_leftovers(&self.dir);
     }
 }
 

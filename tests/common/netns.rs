@@ -28,6 +28,14 @@ pub struct Net {
     pub hosts: Vec<Host>,
 }
 
+/// A command run in network namespace `ns` only. Unlike `ip netns exec`,
+/// nsenter leaves /sys alone, so the agent still sees the host's cgroups.
+pub fn in_ns(ns: &str) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{ns}"));
+    c
+}
+
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip (iproute2)");
     assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -99,8 +107,8 @@ impl Net {
 
     /// Runs `shoal ARGS` inside host `i` with the admin credentials.
     pub fn run(&self, i: usize, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.host(i).ns, BIN])
+        in_ns(&self.host(i).ns)
+            .arg(BIN)
             .args(args)
             .env("SHOAL_CONFIG", self.admin_conf())
             .env("SHOAL_LOG", "warn")
@@ -146,7 +154,7 @@ impl Net {
         self.ok_owned(i, args);
     }
 
-    /// Starts `shoal agent` in host `i` (`ip netns exec` execs it, so the child pid is the agent's).
+    /// Starts `shoal agent` in host `i` (nsenter execs it, so the child pid is the agent's).
     pub fn start_agent(&mut self, i: usize) {
         let h = &self.hosts[i - 1];
         let log = std::fs::OpenOptions::new()
@@ -154,8 +162,10 @@ impl Net {
             .append(true)
             .open(h.dir.with_extension("log"))
             .unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &h.ns, BIN, "agent", "--data-dir", h.dir.to_str().unwrap()])
+        let child = in_ns(&h.ns)
+            .args([BIN, "agent", "--data-dir", h.dir.to_str().unwrap()])
+            // Autopilot's figures shortened so voter changes fit a test.
+            .args(["--voter-grace-secs", "4", "--voter-stabilize-secs", "2"])
             .env("SHOAL_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -199,6 +209,11 @@ impl Net {
 
     /// Node name → status, as host `viewer` sees the cluster (empty if it does not answer).
     pub fn view(&self, viewer: usize) -> Vec<(String, String)> {
+        self.node_field(viewer, "status")
+    }
+
+    /// Node name → one field of `get nodes -o json` as host `viewer` sees it.
+    fn node_field(&self, viewer: usize, field: &str) -> Vec<(String, String)> {
         let out = self.run(viewer, &["get", "nodes", "-o", "json", "--server", &self.addr(viewer)]);
         if !out.status.success() {
             return Vec::new();
@@ -210,7 +225,7 @@ impl Net {
                     .map(|n| {
                         (
                             n["name"].as_str().unwrap_or("").to_string(),
-                            n["status"].as_str().unwrap_or("").to_string(),
+                            n[field].as_str().unwrap_or("").to_string(),
                         )
                     })
                     .collect()
@@ -248,6 +263,128 @@ impl Net {
     }
 }
 
+impl Net {
+    /// Imports the test busybox image on host `i`.
+    pub fn import_busybox(&self, i: usize) {
+        let tar = super::images_dir().join("busybox.tar");
+        self.ok(i, &["image", "import", tar.to_str().unwrap(), "--server", &self.addr(i)]);
+    }
+
+    /// `shoal apply -f -` of `yaml` through host `i`.
+    pub fn apply(&self, i: usize, yaml: &str) -> Output {
+        use std::io::Write;
+        let mut child = in_ns(&self.host(i).ns)
+            .args([BIN, "apply", "-f", "-", "--server", &self.addr(i)])
+            .env("SHOAL_CONFIG", self.admin_conf())
+            .env("SHOAL_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run shoal apply");
+        child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Applies `yaml` through host `i`; panics with the error if it fails.
+    pub fn apply_ok(&self, i: usize, yaml: &str) {
+        let out = self.apply(i, yaml);
+        assert!(out.status.success(), "apply via h{i}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// `get pods -o json` on host `i` (from its replica; `consistent` asks the leader first).
+    pub fn pods(&self, i: usize, consistent: bool) -> Option<Vec<serde_json::Value>> {
+        let addr = self.addr(i);
+        let mut args = vec!["get", "pods", "-A", "-o", "json", "--server", &addr];
+        if consistent {
+            args.push("--consistent");
+        }
+        let out = self.run(i, &args);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Pod name → (node, STATUS-like phase) as host `i` sees it.
+    pub fn placements(&self, i: usize) -> Option<Vec<(String, String, String)>> {
+        let pods = self.pods(i, false)?;
+        let mut v: Vec<_> = pods
+            .iter()
+            .map(|p| {
+                (
+                    p["pod"]["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    p["status"]["nodeName"].as_str().unwrap_or("").to_string(),
+                    p["status"]["phase"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        Some(v)
+    }
+
+    /// Node name → Raft role as host `viewer` sees it.
+    pub fn roles(&self, viewer: usize) -> Vec<(String, String)> {
+        self.node_field(viewer, "role")
+    }
+
+    /// The leader's host number, as host `viewer` sees it.
+    pub fn leader(&self, viewer: usize) -> Option<usize> {
+        self.roles(viewer)
+            .iter()
+            .find(|(_, r)| r == "leader")
+            .and_then(|(n, _)| n.strip_prefix('h')?.parse().ok())
+    }
+
+    /// Polls `f` every 200 ms until it returns `Some`, or panics after `secs` with the logs.
+    pub fn wait_for<T>(&self, secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(t) = f() {
+                return t;
+            }
+            if Instant::now() > deadline {
+                panic!("{what}: not reached in {secs} s\nlogs:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Kills host `i`'s shims and containers, as a reboot would.
+    pub fn kill_containers(&self, i: usize) {
+        super::kill_containers(&self.host(i).dir);
+    }
+
+    /// A cluster of `n` hosts: h1 inits, the others join through h1, every
+    /// agent runs, every node has the busybox image, and h1 leads with
+    /// min(n, 3 or 5) voters.
+    pub fn cluster(n: usize) -> Net {
+        let mut net = Net::new(n);
+        net.init(1);
+        net.start_agent(1);
+        net.wait_for(20, "first node leads", || (net.leader(1) == Some(1)).then_some(()));
+        let token = net.ok(1, &["token", "create", "--ttl", "10m"]).trim().to_string();
+        for i in 2..=n {
+            net.join(i, 1, &token);
+            net.start_agent(i);
+        }
+        for i in 1..=n {
+            net.import_busybox(i);
+        }
+        let voters = match n {
+            0..=2 => 1,
+            3..=6 => 3,
+            _ => 5,
+        };
+        net.wait_for(40, "voters chosen", || {
+            let roles = net.roles(1);
+            let v = roles.iter().filter(|(_, r)| r == "voter" || r == "leader").count();
+            (roles.len() == n && v == voters && roles.iter().all(|(_, r)| r != "-")).then_some(())
+        });
+        net
+    }
+}
+
 /// Status of `name` in a view.
 pub fn status_of<'a>(view: &'a [(String, String)], name: &str) -> Option<&'a str> {
     view.iter().find(|(n, _)| n == name).map(|(_, s)| s.as_str())
@@ -272,10 +409,8 @@ impl Drop for Net {
                 }
             }
             let _ = Command::new("ip").args(["netns", "del", &h.ns]).status();
-            if std::env::var_os("SHOAL_KEEP_TEST_DIRS").is_none() {
-                let _ = std::fs::remove_dir_all(&h.dir);
-                let _ = std::fs::remove_file(h.dir.with_extension("log"));
-            }
+            // Containers live in their pods' namespaces: found by cgroup.
+            super::remove_node_leftovers(&h.dir);
         }
         let _ = Command::new("ip").args(["netns", "del", &self.core]).status();
     }

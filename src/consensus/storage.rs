@@ -1,0 +1,334 @@
+//! openraft's storage in SQLite, in the replica's database beside the state
+//! tables: the vote, the log, the committed id and the state machine.
+//!
+//! Every write is a transaction on a `synchronous=FULL` WAL database, so it
+//! is fsync'd before openraft hears it is done. Applying a batch of entries
+//! and recording the last applied id is one transaction. Snapshots are the
+//! whole state (`state::dump`); the newest is kept in `raft_snapshot`.
+
+use super::TypeConfig;
+use crate::state::{self, Replica, Response};
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, OptionalSend, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership, Vote,
+};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+/// The Raft tables.
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS raft_log (idx INTEGER PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS raft_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS raft_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), meta TEXT NOT NULL, data BLOB NOT NULL);
+";
+
+type SE = StorageError<u64>;
+type RNode = super::RaftNode;
+
+fn meta_get<T: serde::de::DeserializeOwned>(c: &Connection, key: &str) -> rusqlite::Result<Option<T>> {
+    let v: Option<String> = c
+        .query_row("SELECT value FROM raft_meta WHERE key = ?1", params![key], |r| r.get(0))
+        .optional()?;
+    Ok(v.and_then(|v| serde_json::from_str(&v).ok()))
+}
+
+fn meta_put<T: serde::Serialize>(c: &Connection, key: &str, value: &T) -> rusqlite::Result<()> {
+    let json = serde_json::to_string(value).expect("plain values");
+    c.execute("INSERT OR REPLACE INTO raft_meta VALUES (?1, ?2)", params![key, json])?;
+    Ok(())
+}
+
+fn any<E: std::error::Error + 'static>(e: E) -> AnyError {
+    AnyError::new(&e)
+}
+
+/// The log half: vote, entries, committed id, purge point.
+#[derive(Clone)]
+pub struct LogStore {
+    replica: Arc<Replica>,
+}
+
+impl LogStore {
+    /// On the replica's database.
+    pub fn new(replica: Arc<Replica>) -> LogStore {
+        LogStore { replica }
+    }
+
+    /// Number of entries in the log (for tests and metrics).
+    pub fn len(&self) -> u64 {
+        let c = self.replica.conn();
+        c.query_row("SELECT COUNT(*) FROM raft_log", [], |r| r.get::<_, i64>(0))
+            .unwrap_or(0) as u64
+    }
+
+    /// Whether the log holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, SE> {
+        let lo = match range.start_bound() {
+            Bound::Included(x) => *x as i64,
+            Bound::Excluded(x) => *x as i64 + 1,
+            Bound::Unbounded => 0,
+        };
+        let hi = match range.end_bound() {
+            Bound::Included(x) => *x as i64,
+            Bound::Excluded(x) => *x as i64 - 1,
+            Bound::Unbounded => i64::MAX,
+        };
+        let c = self.replica.conn();
+        let read = |e: rusqlite::Error| -> SE { StorageIOError::read_logs(any(e)).into() };
+        let mut stmt = c
+            .prepare_cached("SELECT json FROM raft_log WHERE idx >= ?1 AND idx <= ?2 ORDER BY idx")
+            .map_err(read)?;
+        let rows = stmt.query_map(params![lo, hi], |r| r.get::<_, String>(0)).map_err(read)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let json = row.map_err(read)?;
+            out.push(serde_json::from_str(&json).map_err(|e| StorageIOError::read_logs(any(e)))?);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, SE> {
+        let c = self.replica.conn();
+        let read = |e: rusqlite::Error| -> SE { StorageIOError::read_logs(any(e)).into() };
+        let purged: Option<LogId<u64>> = meta_get(&c, "purged").map_err(read)?;
+        let last: Option<String> = c
+            .query_row("SELECT json FROM raft_log ORDER BY idx DESC LIMIT 1", [], |r| r.get(0))
+            .optional()
+            .map_err(read)?;
+        let last = match last {
+            Some(j) => {
+                let e: Entry<TypeConfig> = serde_json::from_str(&j).map_err(|e| StorageIOError::read_logs(any(e)))?;
+                Some(e.log_id)
+            }
+            None => purged,
+        };
+        Ok(LogState {
+            last_purged_log_id: purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), SE> {
+        meta_put(&self.replica.conn(), "vote", vote).map_err(|e| StorageIOError::write_vote(any(e)).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, SE> {
+        meta_get(&self.replica.conn(), "vote").map_err(|e| StorageIOError::read_vote(any(e)).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), SE> {
+        meta_put(&self.replica.conn(), "committed", &committed).map_err(|e| StorageIOError::write(any(e)).into())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, SE> {
+        Ok(meta_get::<Option<LogId<u64>>>(&self.replica.conn(), "committed")
+            .map_err(|e| StorageIOError::read(any(e)))?
+            .flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), SE>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let result = (|| -> rusqlite::Result<()> {
+            let mut c = self.replica.conn();
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached("INSERT OR REPLACE INTO raft_log VALUES (?1, ?2)")?;
+                for e in entries {
+                    let json = serde_json::to_string(&e).expect("entries serialise");
+                    stmt.execute(params![e.log_id.index as i64, json])?;
+                }
+            }
+            tx.commit()
+        })();
+        match result {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(StorageIOError::write_logs(any(e)).into())
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), SE> {
+        self.replica
+            .conn()
+            .execute("DELETE FROM raft_log WHERE idx >= ?1", params![log_id.index as i64])
+            .map_err(|e| StorageIOError::write_logs(any(e)))?;
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), SE> {
+        let r = (|| -> rusqlite::Result<()> {
+            let mut c = self.replica.conn();
+            let tx = c.transaction()?;
+            meta_put(&tx, "purged", &log_id)?;
+            tx.execute("DELETE FROM raft_log WHERE idx <= ?1", params![log_id.index as i64])?;
+            tx.commit()
+        })();
+        r.map_err(|e| StorageIOError::write_logs(any(e)).into())
+    }
+}
+
+/// The state-machine half: applies entries to the state tables and keeps
+/// the newest snapshot.
+#[derive(Clone)]
+pub struct StateMachine {
+    replica: Arc<Replica>,
+}
+
+impl StateMachine {
+    /// On the replica's database.
+    pub fn new(replica: Arc<Replica>) -> StateMachine {
+        StateMachine { replica }
+    }
+}
+
+type Applied = (Option<LogId<u64>>, StoredMembership<u64, RNode>);
+
+fn applied_in(c: &Connection) -> rusqlite::Result<Applied> {
+    Ok((
+        meta_get::<Option<LogId<u64>>>(c, "applied")?.flatten(),
+        meta_get(c, "membership")?.unwrap_or_default(),
+    ))
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SE> {
+        let err = |e: rusqlite::Error| -> SE { StorageIOError::read_state_machine(any(e)).into() };
+        let mut c = self.replica.conn();
+        let tx = c.transaction().map_err(err)?;
+        let (last, membership) = applied_in(&tx).map_err(err)?;
+        let data = state::dump(&tx).map_err(err)?;
+        let id = match last {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, crate::runtime::shim::now_ms()),
+            None => format!("0-0-{}", crate::runtime::shim::now_ms()),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: membership,
+            snapshot_id: id,
+        };
+        let meta_json = serde_json::to_string(&meta).expect("plain values");
+        tx.execute("INSERT OR REPLACE INTO raft_snapshot VALUES (1, ?1, ?2)", params![meta_json, data])
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(data),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(&mut self) -> Result<Applied, SE> {
+        applied_in(&self.replica.conn()).map_err(|e| StorageIOError::read_state_machine(any(e)).into())
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, SE>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut last = None;
+        let r = (|| -> rusqlite::Result<Vec<Response>> {
+            let mut c = self.replica.conn();
+            let tx = c.transaction()?;
+            let mut out = Vec::new();
+            for e in entries {
+                last = Some(e.log_id);
+                out.push(match e.payload {
+                    EntryPayload::Blank => Response::Ok,
+                    EntryPayload::Normal(cmd) => state::apply_command(&tx, &cmd)?,
+                    EntryPayload::Membership(m) => {
+                        meta_put(&tx, "membership", &StoredMembership::new(Some(e.log_id), m))?;
+                        Response::Ok
+                    }
+                });
+                meta_put(&tx, "applied", &Some(e.log_id))?;
+            }
+            tx.commit()?;
+            Ok(out)
+        })();
+        let out = r.map_err(|e| StorageIOError::write_state_machine(any(e)))?;
+        if let Some(l) = last {
+            self.replica.notify_applied(l.index);
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Vec<u8>>, SE> {
+        Ok(Box::default())
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta<u64, RNode>, snapshot: Box<Vec<u8>>) -> Result<(), SE> {
+        let err = |e: String| -> SE { StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(e)).into() };
+        {
+            let mut c = self.replica.conn();
+            let tx = c.transaction().map_err(|e| err(e.to_string()))?;
+            state::load(&tx, &snapshot).map_err(|e| err(e.to_string()))?;
+            let meta_json = serde_json::to_string(meta).expect("plain values");
+            (|| -> rusqlite::Result<()> {
+                meta_put(&tx, "applied", &meta.last_log_id)?;
+                meta_put(&tx, "membership", &meta.last_membership)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO raft_snapshot VALUES (1, ?1, ?2)",
+                    params![meta_json, *snapshot],
+                )?;
+                tx.commit()
+            })()
+            .map_err(|e| err(e.to_string()))?;
+        }
+        if let Some(l) = meta.last_log_id {
+            self.replica.notify_applied(l.index);
+        }
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SE> {
+        let c = self.replica.conn();
+        let row: Option<(String, Vec<u8>)> = c
+            .query_row("SELECT meta, data FROM raft_snapshot WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(|e| StorageIOError::read_snapshot(None, any(e)))?;
+        let Some((meta, data)) = row else { return Ok(None) };
+        let meta: SnapshotMeta<u64, RNode> = serde_json::from_str(&meta).map_err(|e| StorageIOError::read_snapshot(None, any(e)))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(data),
+        }))
+    }
+}

@@ -1,0 +1,100 @@
+//! Object requests: writes go through Raft (forwarded to the leader,
+//! answered once committed); reads come from this node's replica.
+
+use crate::api::parse_manifests;
+use crate::api::wire::{Applied, PodRef, PodView, Reply};
+use crate::consensus::Consensus;
+use crate::state::{Command, PodObject, Response};
+
+fn error(message: impl Into<String>) -> Reply {
+    Reply::Error { message: message.into() }
+}
+
+/// A pod as the API shows it.
+pub fn view(p: PodObject) -> PodView {
+    PodView {
+        pod: p.pod,
+        uid: p.uid,
+        created_at: p.created_ms,
+        status: p.status,
+        unschedulable: p.unschedulable,
+    }
+}
+
+fn new_uid() -> String {
+    format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
+}
+
+/// Validates every document, then commits each pod in turn; the first
+/// refusal stops the rest and says what was applied before it.
+pub async fn apply(c: &Consensus, manifest: &str) -> Reply {
+    let pods = match parse_manifests(manifest) {
+        Ok(p) => p,
+        Err(e) => return error(e.to_string()),
+    };
+    let mut objects: Vec<Applied> = Vec::new();
+    for pod in pods {
+        let object = format!("pod/{}", pod.metadata.name);
+        let cmd = Command::PutPod {
+            pod: Box::new(pod),
+            uid: new_uid(),
+            now_ms: crate::runtime::shim::now_ms(),
+        };
+        let failure = match c.write(cmd).await {
+            Ok(Response::Done(action)) => {
+                objects.push(Applied { object, action });
+                continue;
+            }
+            Ok(Response::Refused(why)) => why,
+            Ok(other) => format!("{object}: unexpected answer {other:?}"),
+            Err(e) => format!("{object}: {e}"),
+        };
+        let done: Vec<String> = objects.iter().map(|a| format!("{} {}", a.object, a.action)).collect();
+        let prefix = if done.is_empty() {
+            String::new()
+        } else {
+            format!("(applied before the error: {}) ", done.join(", "))
+        };
+        return error(format!("{prefix}{failure}"));
+    }
+    Reply::Applied { objects }
+}
+
+/// Deletes a pod: its node stops it (SIGTERM, grace period, SIGKILL).
+pub async fn delete(c: &Consensus, p: &PodRef) -> Reply {
+    let cmd = Command::DeletePod {
+        namespace: p.namespace.clone(),
+        name: p.name.clone(),
+        now_ms: crate::runtime::shim::now_ms(),
+    };
+    match c.write(cmd).await {
+        Ok(Response::Refused(why)) => error(why),
+        Ok(_) => Reply::Deleted {
+            object: format!("pod/{}", p.name),
+        },
+        Err(e) => error(e.to_string()),
+    }
+}
+
+/// Every pod, or those of one namespace.
+pub fn pods(c: &Consensus, namespace: Option<&str>) -> Reply {
+    match c.replica.pods() {
+        Ok(pods) => Reply::Pods {
+            pods: pods
+                .into_iter()
+                .filter(|p| namespace.is_none_or(|n| p.key().0 == n))
+                .map(view)
+                .collect(),
+        },
+        Err(e) => error(format!("reading the state: {e}")),
+    }
+}
+
+/// One pod.
+pub fn pod(c: &Consensus, p: &PodRef) -> Reply {
+    match c.replica.pod(&p.namespace, &p.name) {
+        Ok(Some(obj)) => Reply::Pods { pods: vec![view(obj)] },
+        Ok(None) => error(format!("pod {:?} not found in namespace {:?}", p.name, p.namespace)),
+        Err(e) => error(format!("reading the state: {e}")),
+    }
+}

@@ -1,0 +1,86 @@
+//! What only the leader does, in one task that idles on other nodes: keep
+//! Raft's membership in step with the node objects (learners in, deleted
+//! nodes out, voters chosen by autopilot), and schedule pending pods.
+//! Everything it decides is a Raft write; it never talks to a node.
+
+mod members;
+mod schedule;
+
+use crate::consensus::autopilot::AutopilotSettings;
+use crate::consensus::Consensus;
+use crate::daemon::shutdown::Shutdown;
+use crate::gossip::Handle;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// What the leader loop needs.
+pub struct LeaderDeps {
+    /// Raft and the replica.
+    pub consensus: Consensus,
+    /// Membership health.
+    pub gossip: Handle,
+    /// Voter choice figures.
+    pub autopilot: AutopilotSettings,
+    /// Stop.
+    pub shutdown: Shutdown,
+}
+
+/// How often membership and autopilot are looked at.
+const MEMBERS_EVERY: Duration = Duration::from_millis(500);
+
+/// Runs until shutdown.
+pub async fn run(deps: LeaderDeps) {
+    let LeaderDeps {
+        consensus,
+        gossip,
+        autopilot,
+        mut shutdown,
+    } = deps;
+    let mut applied = consensus.replica.subscribe();
+    let mut metrics = consensus.raft.metrics();
+    let mut tick = tokio::time::interval(MEMBERS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut members = members::Members::default();
+    let mut was_leader = false;
+    loop {
+        let members_due = tokio::select! {
+            biased;
+            _ = shutdown.wait() => break,
+            _ = tick.tick() => true,
+            r = applied.changed() => { if r.is_err() { break } false }
+            r = metrics.changed() => { if r.is_err() { break } false }
+        };
+        let leader = consensus.raft.metrics().borrow().current_leader == Some(consensus.id);
+        if leader != was_leader {
+            info!(leader, "leadership changed");
+            was_leader = leader;
+            members = members::Members::default();
+        }
+        if !leader {
+            continue;
+        }
+        let nodes = gossip.nodes().await;
+        if members_due {
+            if let Err(e) = members.pass(&consensus, &nodes, &autopilot).await {
+                warn!(error = %e, "membership pass failed");
+            }
+        }
+        if let Err(e) = schedule::pass(&consensus, &nodes).await {
+            warn!(error = %e, "scheduling pass failed");
+        }
+    }
+}
+
+/// A leader pass failed; the next one tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaderError {
+    /// Reading the replica failed.
+    #[error("reading the state: {0}")]
+    State(#[from] rusqlite::Error),
+    /// A write did not commit.
+    #[error(transparent)]
+    Write(#[from] crate::consensus::WriteError),
+    /// A membership change failed.
+    #[error("membership change: {0}")]
+    Membership(String),
+}

@@ -1,0 +1,152 @@
+//! The running state of one `schedule` call and the per-pod pipeline:
+//! filters, scores, choice, commit.
+
+use super::filter::{self, node_state};
+use super::score::{self, Candidate};
+use super::{message, requests_of, Decision, NodeInfo, PendingPod, Requests, Snapshot, Taint};
+use crate::api::manifest::PodSpec;
+use std::collections::BTreeMap;
+
+/// One node with the totals placed on it so far.
+pub(crate) struct NodeView<'a> {
+    /// The node as given.
+    pub info: &'a NodeInfo,
+    /// Taints the node has from its conditions (not ready), after its own.
+    pub condition_taints: &'static [Taint],
+    /// Index into the zone counts.
+    pub zone: Option<usize>,
+    /// Requests of the pods on the node, for the resource filter.
+    pub used: Requests,
+    /// The same with Kubernetes' non-zero defaults, for scoring.
+    pub used_non_zero: Requests,
+}
+
+impl<'a> NodeView<'a> {
+    /// A node with nothing placed on it.
+    pub fn new(info: &'a NodeInfo, zone: Option<usize>) -> Self {
+        NodeView {
+            info,
+            condition_taints: node_state::condition_taints(info),
+            zone,
+            used: Requests::default(),
+            used_non_zero: Requests::default(),
+        }
+    }
+
+    /// The node's taints, then those of its conditions.
+    pub fn taints(&self) -> impl Iterator<Item = &'a Taint> {
+        let info: &'a NodeInfo = self.info;
+        info.taints.iter().chain(self.condition_taints)
+    }
+}
+
+/// A pending pod with its requests worked out once.
+pub(crate) struct PodView<'a> {
+    /// The specification.
+    pub spec: &'a PodSpec,
+    /// Effective requests, for the resource filter.
+    pub requests: Requests,
+    /// The same with Kubernetes' non-zero defaults, for scoring.
+    pub non_zero: Requests,
+}
+
+impl<'a> PodView<'a> {
+    /// Works out the pod's requests.
+    pub fn new(spec: &'a PodSpec) -> Self {
+        let requests = requests_of(spec);
+        PodView {
+            spec,
+            requests,
+            non_zero: requests.non_zero(),
+        }
+    }
+}
+
+/// The cluster during one `schedule` call.
+pub(crate) struct Cluster<'a> {
+    nodes: Vec<NodeView<'a>>,
+    by_name: BTreeMap<&'a str, usize>,
+    /// Pods per zone, placed before or during this call.
+    zone_pods: Vec<u64>,
+    /// Reused for every pod: the nodes that passed the filters.
+    candidates: Vec<Candidate>,
+}
+
+impl<'a> Cluster<'a> {
+    /// Indexes the nodes and zones and adds up the placed pods: O(nodes + placed).
+    pub fn new(snapshot: &'a Snapshot) -> Self {
+        let zones: BTreeMap<&str, usize> = snapshot
+            .nodes
+            .iter()
+            .filter_map(|n| n.zone.as_deref())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .enumerate()
+            .map(|(i, z)| (z, i))
+            .collect();
+        let nodes: Vec<NodeView<'a>> = snapshot
+            .nodes
+            .iter()
+            .map(|n| NodeView::new(n, n.zone.as_deref().map(|z| zones[z])))
+            .collect();
+        let by_name = nodes.iter().enumerate().map(|(i, n)| (n.info.name.as_str(), i)).collect();
+        let mut cluster = Cluster {
+            nodes,
+            by_name,
+            zone_pods: vec![0; zones.len()],
+            candidates: Vec::with_capacity(snapshot.nodes.len()),
+        };
+        for p in &snapshot.placed {
+            if let Some(&i) = cluster.by_name.get(p.node.as_str()) {
+                cluster.commit(i, p.requests, p.requests.non_zero());
+            }
+        }
+        cluster
+    }
+
+    /// Decides one pod and, when it is bound, counts it against its node.
+    pub fn place(&mut self, pending: &PendingPod<'_>) -> Decision {
+        let key = pending.key.clone();
+        let pod = PodView::new(pending.spec);
+        if let Some(name) = pod.spec.bound_node() {
+            let Some(&i) = self.by_name.get(name) else {
+                let message = format!("node \"{name}\" not found");
+                return Decision::Unschedulable { key, message };
+            };
+            self.commit(i, pod.requests, pod.non_zero);
+            return Decision::Bind { key, node: name.into() };
+        }
+        if self.nodes.is_empty() {
+            let message = message::NO_NODES.into();
+            return Decision::Unschedulable { key, message };
+        }
+        self.candidates.clear();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if filter::run(&pod, node).is_ok() {
+                self.candidates.push(score::raw(i, &pod, node, &self.zone_pods));
+            }
+        }
+        match score::best(&self.candidates, &self.nodes) {
+            Some(i) => {
+                self.commit(i, pod.requests, pod.non_zero);
+                let node = self.nodes[i].info.name.clone();
+                Decision::Bind { key, node }
+            }
+            None => {
+                // Only now is the reason of each node worth its cost.
+                let failures = self.nodes.iter().filter_map(|n| filter::run(&pod, n).err());
+                let message = message::fit_error(self.nodes.len(), failures);
+                Decision::Unschedulable { key, message }
+            }
+        }
+    }
+
+    fn commit(&mut self, i: usize, requests: Requests, non_zero: Requests) {
+        let node = &mut self.nodes[i];
+        node.used = node.used.plus(requests);
+        node.used_non_zero = node.used_non_zero.plus(non_zero);
+        if let Some(z) = node.zone {
+            self.zone_pods[z] += 1;
+        }
+    }
+}

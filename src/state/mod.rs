@@ -1,0 +1,318 @@
+//! The replicated cluster state: the objects every node keeps a full copy of,
+//! the commands that change them (Raft log entries) and their reads.
+//!
+//! ```text
+//! sm_pods(namespace, name, uid, node, json)  -- PodObject: manifest, binding, status
+//! sm_nodes(name, raft_id, json)              -- NodeObject
+//! sm_tokens(id, json)                        -- join tokens (SHA-256 of the secret only)
+//! sm_joined(name, key_sha256, token, joined_ms)
+//! sm_events(seq, json)                       -- the last EVENTS_KEPT events
+//! sm_meta(key, value)                        -- last applied log id, membership, next raft id
+//! ```
+//! Commands and objects only ever grow (new variants and fields at the end,
+//! new fields with defaults), so two versions can share a cluster. Applying a
+//! command is deterministic: every input it needs, the time included, is in
+//! the command, so every replica computes the same state.
+
+mod apply;
+mod read;
+mod snapshot;
+
+pub use apply::apply_command;
+pub use read::Replica;
+pub use snapshot::{dump, load};
+
+use crate::api::manifest::Pod;
+use crate::api::status::PodStatus;
+use crate::store::TokenRecord;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// How many events the state keeps (oldest dropped first).
+pub const EVENTS_KEPT: i64 = 1000;
+
+/// A pod as the cluster knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodObject {
+    /// The manifest.
+    pub pod: Pod,
+    /// Unique id of this incarnation.
+    pub uid: String,
+    /// Unix ms the apply committed.
+    pub created_ms: u64,
+    /// The node it is bound to; `None` while Pending for the scheduler.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Last status its node reported.
+    #[serde(default)]
+    pub status: PodStatus,
+    /// Unix ms of the delete request, while its node tears it down.
+    #[serde(default)]
+    pub deleting_ms: Option<u64>,
+    /// Why the scheduler could not place it (PodScheduled=False).
+    #[serde(default)]
+    pub unschedulable: Option<String>,
+}
+
+impl PodObject {
+    /// `(namespace, name)`.
+    pub fn key(&self) -> (String, String) {
+        (self.pod.metadata.namespace().to_string(), self.pod.metadata.name.clone())
+    }
+}
+
+/// A node as the cluster knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeObject {
+    /// Node name, unique.
+    pub name: String,
+    /// Raft id; never reused.
+    pub raft_id: u64,
+    /// Address of its QUIC endpoint.
+    pub addr: SocketAddr,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Zone.
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// CPUs.
+    #[serde(default)]
+    pub cpus: u32,
+    /// Memory in bytes.
+    #[serde(default)]
+    pub memory_bytes: u64,
+    /// Cordoned: no new pods.
+    #[serde(default)]
+    pub cordoned: bool,
+    /// Taints.
+    #[serde(default)]
+    pub taints: Vec<crate::scheduler::Taint>,
+    /// May become a Raft voter (`join --voter=false` says no).
+    #[serde(default = "yes")]
+    pub voter_eligible: bool,
+    /// Unix ms of init or join.
+    #[serde(default)]
+    pub joined_ms: u64,
+    /// Agent version last reported.
+    #[serde(default)]
+    pub version: String,
+    /// CPU architecture in Kubernetes' words (`amd64`, `arm64`, `arm`).
+    #[serde(default)]
+    pub arch: String,
+}
+
+impl NodeObject {
+    /// Its labels plus Kubernetes' well-known ones (`kubernetes.io/hostname`,
+    /// `kubernetes.io/os`, `kubernetes.io/arch`, `topology.kubernetes.io/zone`)
+    /// where the user did not set them.
+    pub fn all_labels(&self) -> BTreeMap<String, String> {
+        let mut l = self.labels.clone();
+        let mut well_known = vec![("kubernetes.io/hostname", self.name.clone()), ("kubernetes.io/os", "linux".into())];
+        if !self.arch.is_empty() {
+            well_known.push(("kubernetes.io/arch", self.arch.clone()));
+        }
+        if let Some(z) = &self.zone {
+            well_known.push(("topology.kubernetes.io/zone", z.clone()));
+        }
+        for (k, v) in well_known {
+            l.entry(k.to_string()).or_insert(v);
+        }
+        l
+    }
+}
+
+/// This machine's architecture in Kubernetes' words.
+pub fn kube_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        other => other,
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What a node says of itself when its agent starts (written only on change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeFacts {
+    /// Node name.
+    pub name: String,
+    /// Address.
+    pub addr: SocketAddr,
+    /// CPUs.
+    pub cpus: u32,
+    /// Memory in bytes.
+    pub memory_bytes: u64,
+    /// Agent version.
+    pub version: String,
+    /// CPU architecture in Kubernetes' words.
+    #[serde(default)]
+    pub arch: String,
+}
+
+/// A scheduler placement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The incarnation the decision was for.
+    pub uid: String,
+    /// The node, or `None` with `message` when nothing can hold it.
+    pub node: Option<String>,
+    /// Why not, in Kubernetes' words.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// A pod status a node reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Incarnation.
+    pub uid: String,
+    /// The status; `None` when the node finished tearing the pod down.
+    pub status: Option<PodStatus>,
+}
+
+/// An event (`get events`, `describe`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// Unix ms.
+    pub time_ms: u64,
+    /// `Normal` or `Warning`.
+    pub kind: String,
+    /// `Scheduled`, `FailedScheduling`, `NodeDeleted`...
+    pub reason: String,
+    /// `pod/default/web`, `node/pi3`.
+    pub object: String,
+    /// For people.
+    pub message: String,
+}
+
+/// A change to the cluster state: one Raft log entry. Variants are only
+/// ever added at the end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Command {
+    /// Create a pod, or update its metadata (a pod's spec cannot change).
+    PutPod {
+        /// The manifest.
+        pod: Box<Pod>,
+        /// Uid for a new pod.
+        uid: String,
+        /// Proposer's clock.
+        now_ms: u64,
+    },
+    /// Delete a pod: at once if unbound, else its node tears it down.
+    DeletePod {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// Proposer's clock.
+        now_ms: u64,
+    },
+    /// Scheduler decisions.
+    Bind {
+        /// Placements and refusals.
+        items: Vec<Binding>,
+        /// Proposer's clock.
+        now_ms: u64,
+    },
+    /// Pod statuses from one node (only its own pods are accepted).
+    Status {
+        /// The reporting node.
+        node: String,
+        /// Changed statuses.
+        items: Vec<StatusReport>,
+    },
+    /// Admit a node: allocates its Raft id (never reused) and records its key.
+    RegisterNode {
+        /// The node (its `raft_id` is ignored and allocated).
+        node: NodeObject,
+        /// Hex SHA-256 of its public key.
+        key_sha256: String,
+        /// Token id it joined with (empty for the first node).
+        token: String,
+    },
+    /// A node's own facts at agent start.
+    NodeFacts(NodeFacts),
+    /// Cordon or uncordon.
+    Cordon {
+        /// Node.
+        name: String,
+        /// Cordoned or not.
+        cordoned: bool,
+    },
+    /// Remove a node and every pod bound to it.
+    DeleteNode {
+        /// Node.
+        name: String,
+        /// Proposer's clock.
+        now_ms: u64,
+    },
+    /// Store a new join token.
+    PutToken(TokenRecord),
+    /// Remove a join token.
+    RemoveToken {
+        /// Token id.
+        id: String,
+        /// Proposer's clock.
+        now_ms: u64,
+    },
+    /// Set a node's taints (the whole list).
+    Taint {
+        /// Node.
+        name: String,
+        /// The new taints.
+        taints: Vec<crate::scheduler::Taint>,
+    },
+}
+
+impl Command {
+    /// Short name for logs and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::PutPod { .. } => "apply pod",
+            Command::DeletePod { .. } => "delete pod",
+            Command::Bind { .. } => "bind",
+            Command::Status { .. } => "pod status",
+            Command::RegisterNode { .. } => "register node",
+            Command::NodeFacts(_) => "node facts",
+            Command::Cordon { .. } => "cordon",
+            Command::DeleteNode { .. } => "delete node",
+            Command::PutToken(_) => "create token",
+            Command::RemoveToken { .. } => "remove token",
+            Command::Taint { .. } => "taint",
+        }
+    }
+}
+
+/// What applying a command answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Response {
+    /// Done, nothing to say.
+    #[default]
+    Ok,
+    /// `created`, `configured`, `unchanged`, `deleted`...
+    Done(String),
+    /// A node's Raft id.
+    RaftId(u64),
+    /// Refused: the state is unchanged; the text names the problem.
+    Refused(String),
+}
