@@ -26,6 +26,8 @@ pub struct Net {
     pub id: String,
     core: String,
     pub hosts: Vec<Host>,
+    /// The join token `cluster` made (10 minutes).
+    pub token: String,
 }
 
 /// A command run in network namespace `ns` only. Unlike `ip netns exec`,
@@ -51,6 +53,7 @@ impl Net {
             id: id.clone(),
             core: core.clone(),
             hosts: Vec::new(),
+            token: String::new(),
         };
         ip(&["netns", "add", &core]);
         ip(&["-n", &core, "link", "set", "lo", "up"]);
@@ -272,18 +275,15 @@ impl Net {
 
     /// `shoal apply -f -` of `yaml` through host `i`.
     pub fn apply(&self, i: usize, yaml: &str) -> Output {
-        use std::io::Write;
-        let mut child = in_ns(&self.host(i).ns)
-            .args([BIN, "apply", "-f", "-", "--server", &self.addr(i)])
-            .env("SHOAL_CONFIG", self.admin_conf())
-            .env("SHOAL_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run shoal apply");
-        child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
+        self.client().apply(i, yaml)
+    }
+
+    /// A handle that applies through any host, for another thread.
+    pub fn client(&self) -> NetClient {
+        NetClient {
+            hosts: self.hosts.iter().map(|h| (h.ns.clone(), format!("{}:{PORT}", h.ip))).collect(),
+            conf: self.admin_conf(),
+        }
     }
 
     /// Applies `yaml` through host `i`; panics with the error if it fails.
@@ -359,7 +359,13 @@ impl Net {
     /// agent runs, every node has the busybox image, and h1 leads with
     /// min(n, 3 or 5) voters.
     pub fn cluster(n: usize) -> Net {
-        let mut net = Net::new(n);
+        Net::cluster_of(n, n)
+    }
+
+    /// As [`Net::cluster`] with `n` members among `hosts` hosts; the rest
+    /// are left for the test to join.
+    pub fn cluster_of(hosts: usize, n: usize) -> Net {
+        let mut net = Net::new(hosts);
         net.init(1);
         net.start_agent(1);
         net.wait_for(20, "first node leads", || (net.leader(1) == Some(1)).then_some(()));
@@ -371,6 +377,7 @@ impl Net {
         for i in 1..=n {
             net.import_busybox(i);
         }
+        net.token = token;
         let voters = match n {
             0..=2 => 1,
             3..=6 => 3,
@@ -382,6 +389,31 @@ impl Net {
             (roles.len() == n && v == voters && roles.iter().all(|(_, r)| r != "-")).then_some(())
         });
         net
+    }
+}
+
+/// Applies through the hosts of a [`Net`] without borrowing it.
+pub struct NetClient {
+    hosts: Vec<(String, String)>,
+    conf: PathBuf,
+}
+
+impl NetClient {
+    /// `shoal apply -f -` of `yaml` through host `i`.
+    pub fn apply(&self, i: usize, yaml: &str) -> Output {
+        use std::io::Write;
+        let (ns, addr) = &self.hosts[i - 1];
+        let mut child = in_ns(ns)
+            .args([BIN, "apply", "-f", "-", "--server", addr])
+            .env("SHOAL_CONFIG", &self.conf)
+            .env("SHOAL_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run shoal apply");
+        child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
     }
 }
 
