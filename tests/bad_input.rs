@@ -214,3 +214,41 @@ fn a_client_certificate_from_another_cluster_is_refused() {
     // The admin still gets in.
     node.ok(&["get", "pods"]);
 }
+
+#[test]
+fn unknown_nodes_and_unplaceable_pods_are_named_and_nothing_is_lost() {
+    let node = TestNode::start("badnode");
+    assert!(node.apply(GOOD).status.success());
+    node.wait_running("good");
+    for (args, needle) in [
+        (&["cordon", "nosuch"][..], "node \"nosuch\" not found"),
+        (&["uncordon", "nosuch"][..], "node \"nosuch\" not found"),
+        (&["delete", "node", "nosuch"][..], "node \"nosuch\" not found"),
+        (&["taint", "node", "nosuch", "a=b:NoSchedule"][..], "node \"nosuch\" not found"),
+        (&["taint", "node", "nosuch", "a=b:Sometimes"][..], "unknown taint effect"),
+    ] {
+        let out = node.cli(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+    refused(
+        &node,
+        &GOOD
+            .replace("name: good", "name: bound")
+            .replace("  containers:", "  nodeName: nosuch\n  containers:"),
+        &["spec.nodeName", "nosuch", "not found"],
+    );
+    // A pod no node can hold is kept Pending, and describe says why in Kubernetes' words.
+    let big = GOOD
+        .replace("name: good", "name: huge")
+        .replace("command:", "resources: {requests: {memory: 100Ti}}, command:");
+    assert!(node.apply(&big).status.success());
+    let p = node.wait_pod("huge", 20, "unschedulable", |p| p["unschedulable"].is_string());
+    assert_eq!(p["status"]["phase"], "Pending");
+    let why = node.ok(&["describe", "pod", "huge"]);
+    assert!(why.contains("0/1 nodes are available: 1 Insufficient memory."), "{why}");
+    assert!(why.contains("FailedScheduling"), "{why}");
+    // Nothing else changed.
+    let p = node.wait_running("good");
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
+}

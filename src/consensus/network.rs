@@ -100,13 +100,18 @@ pub enum CallError {
     },
 }
 
+/// Calls in a row that may fail or be given up on one connection before
+/// it is dropped and dialled afresh.
+const FAILURES_BEFORE_REDIAL: u32 = 3;
+
 /// Connections to other nodes, shared by Raft's replication streams and
 /// the write-forwarding client.
 #[derive(Clone)]
 pub struct Peers {
     endpoint: quinn::Endpoint,
     client: quinn::ClientConfig,
-    conns: Arc<Mutex<HashMap<SocketAddr, quinn::Connection>>>,
+    /// Per peer: the connection and how many calls on it failed in a row.
+    conns: Arc<Mutex<HashMap<SocketAddr, (quinn::Connection, u32)>>>,
 }
 
 impl Peers {
@@ -120,7 +125,7 @@ impl Peers {
     }
 
     async fn conn(&self, addr: SocketAddr) -> Result<quinn::Connection, CallError> {
-        if let Some(c) = self.conns.lock().unwrap_or_else(|p| p.into_inner()).get(&addr) {
+        if let Some((c, _)) = self.conns.lock().unwrap_or_else(|p| p.into_inner()).get(&addr) {
             if c.close_reason().is_none() {
                 return Ok(c.clone());
             }
@@ -134,22 +139,21 @@ impl Peers {
             .await
             .map_err(|_| unreachable("no answer within 1.5 s".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
-        self.conns.lock().unwrap_or_else(|p| p.into_inner()).insert(addr, c.clone());
+        self.conns.lock().unwrap_or_else(|p| p.into_inner()).insert(addr, (c.clone(), 0));
         Ok(c)
     }
 
     /// One request, one reply, with a deadline; `data` follows the request
-    /// as data frames. A call that fails or is given up (openraft drops a
-    /// heartbeat after its interval) forgets the connection, so the next call
-    /// dials afresh: a peer that restarted is reached at once instead of
-    /// after QUIC's idle timeout.
+    /// as data frames. After a few calls in a row fail or are given up
+    /// (openraft drops a heartbeat after its interval), the connection is
+    /// dropped and the next call dials afresh: a peer that restarted is
+    /// reached within a few heartbeats instead of after QUIC's idle timeout,
+    /// and a merely slow peer is not flooded with handshakes.
     pub async fn call(&self, addr: SocketAddr, req: &RaftRequest, data: Option<&[u8]>, ttl: Duration) -> Result<RaftReply, CallError> {
         struct Unfinished<'a>(&'a Peers, SocketAddr, bool);
         impl Drop for Unfinished<'_> {
             fn drop(&mut self) {
-                if !self.2 {
-                    self.0.forget(self.1);
-                }
+                self.0.count(self.1, self.2);
             }
         }
         let mut guard = Unfinished(self, addr, false);
@@ -182,8 +186,13 @@ impl Peers {
             .map_err(|_| stream_err(format!("no reply within {} ms", ttl.as_millis())))?
     }
 
-    fn forget(&self, addr: SocketAddr) {
-        self.conns.lock().unwrap_or_else(|p| p.into_inner()).remove(&addr);
+    fn count(&self, addr: SocketAddr, ok: bool) {
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((_, failures)) = conns.get_mut(&addr) else { return };
+        *failures = if ok { 0 } else { *failures + 1 };
+        if *failures >= FAILURES_BEFORE_REDIAL {
+            conns.remove(&addr);
+        }
     }
 }
 
@@ -287,8 +296,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     }
 
     fn backoff(&self) -> openraft::network::Backoff {
-        // An unreachable peer is retried every 250 ms: a restarted node is
-        // caught up quickly, a dead one costs little.
-        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(250)))
+        // An unreachable peer is retried after 250 ms, then less and less
+        // often up to every 2 s: a restarted node is caught up within a
+        // couple of seconds, and a hundred dead ones do not keep the leader
+        // busy with handshakes.
+        let steps = (0..4)
+            .map(|i| Duration::from_millis(250 << i))
+            .chain(std::iter::repeat(Duration::from_secs(2)));
+        openraft::network::Backoff::new(steps)
     }
 }

@@ -14,6 +14,7 @@ use openraft::{
     StoredMembership, Vote,
 };
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
@@ -45,16 +46,37 @@ fn any<E: std::error::Error + 'static>(e: E) -> AnyError {
     AnyError::new(&e)
 }
 
+/// How many of the newest entries stay decoded in memory: every
+/// replication stream reads each new entry, and a hundred learners would
+/// otherwise read and decode it a hundred times from SQLite.
+const CACHED_ENTRIES: usize = 2048;
+
 /// The log half: vote, entries, committed id, purge point.
 #[derive(Clone)]
 pub struct LogStore {
     replica: Arc<Replica>,
+    /// The newest entries, contiguous, as appended (a copy of the table's tail).
+    cache: Arc<std::sync::Mutex<BTreeMap<u64, Entry<TypeConfig>>>>,
 }
 
 impl LogStore {
     /// On the replica's database.
     pub fn new(replica: Arc<Replica>) -> LogStore {
-        LogStore { replica }
+        LogStore {
+            replica,
+            cache: Arc::default(),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry<TypeConfig>>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Entries `lo..=hi` from the cache, if it holds all of them that exist.
+    fn cached(&self, lo: u64, hi: u64) -> Option<Vec<Entry<TypeConfig>>> {
+        let cache = self.cache();
+        let first = *cache.keys().next()?;
+        (first <= lo).then(|| cache.range(lo..=hi).map(|(_, e)| e.clone()).collect())
     }
 
     /// Number of entries in the log (for tests and metrics).
@@ -85,6 +107,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(x) => *x as i64 - 1,
             Bound::Unbounded => i64::MAX,
         };
+        if hi < lo {
+            return Ok(Vec::new());
+        }
+        if let Some(hit) = self.cached(lo as u64, hi as u64) {
+            return Ok(hit);
+        }
         let c = self.replica.conn();
         let read = |e: rusqlite::Error| -> SE { StorageIOError::read_logs(any(e)).into() };
         let mut stmt = c
@@ -151,13 +179,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
         let result = (|| -> rusqlite::Result<()> {
             let mut c = self.replica.conn();
             let tx = c.transaction()?;
             {
                 let mut stmt = tx.prepare_cached("INSERT OR REPLACE INTO raft_log VALUES (?1, ?2)")?;
-                for e in entries {
-                    let json = serde_json::to_string(&e).expect("entries serialise");
+                for e in &entries {
+                    let json = serde_json::to_string(e).expect("entries serialise");
                     stmt.execute(params![e.log_id.index as i64, json])?;
                 }
             }
@@ -165,6 +194,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         })();
         match result {
             Ok(()) => {
+                let mut cache = self.cache();
+                for e in entries {
+                    // Only a contiguous tail is kept: a gap empties the cache.
+                    if cache.last_key_value().is_some_and(|(i, _)| *i + 1 != e.log_id.index) {
+                        cache.clear();
+                    }
+                    cache.insert(e.log_id.index, e);
+                }
+                while cache.len() > CACHED_ENTRIES {
+                    cache.pop_first();
+                }
+                drop(cache);
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }
@@ -176,6 +217,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), SE> {
+        self.cache().retain(|i, _| *i < log_id.index);
         self.replica
             .conn()
             .execute("DELETE FROM raft_log WHERE idx >= ?1", params![log_id.index as i64])
@@ -184,6 +226,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), SE> {
+        self.cache().retain(|i, _| *i > log_id.index);
         let r = (|| -> rusqlite::Result<()> {
             let mut c = self.replica.conn();
             let tx = c.transaction()?;

@@ -37,11 +37,17 @@ impl Members {
         let in_raft: BTreeMap<u64, RaftNode> = membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
 
-        // Nodes of the state that Raft does not know yet join as learners.
-        if let Some(n) = nodes.iter().find(|n| !in_raft.contains_key(&n.raft_id)) {
-            info!(node = %n.name, raft_id = n.raft_id, "adding learner");
+        // Nodes of the state that Raft does not know yet join as learners,
+        // all of them in one membership change.
+        let new: BTreeMap<u64, RaftNode> = nodes
+            .iter()
+            .filter(|n| !in_raft.contains_key(&n.raft_id))
+            .map(|n| (n.raft_id, RaftNode::new(&n.name, n.addr)))
+            .collect();
+        if !new.is_empty() {
+            info!(learners = ?new.values().map(|n| n.name.as_str()).collect::<Vec<_>>(), "adding learners");
             c.raft
-                .add_learner(n.raft_id, RaftNode::new(&n.name, n.addr), false)
+                .change_membership(ChangeMembers::AddNodes(new), true)
                 .await
                 .map_err(change_err)?;
             return Ok(());

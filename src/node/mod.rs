@@ -4,6 +4,7 @@
 
 pub mod container;
 pub mod driver;
+pub mod hollow;
 pub mod report;
 
 use crate::api::manifest::{Pod, RestartPolicy};
