@@ -299,3 +299,70 @@ fn a_dead_voter_is_replaced_and_joins_go_on_after_the_init_node_is_deleted() {
     let r = role_of(&net, survivor, 1);
     assert!(r.is_empty() || r == "-", "the deleted node came back as {r:?}");
 }
+
+#[test]
+fn a_hundred_hollow_nodes_take_three_thousand_pods_through_the_real_leader() {
+    let mut net = Net::new(2);
+    net.init(1);
+    net.start_agent(1);
+    net.wait_for(20, "first node leads", || (net.leader(1) == Some(1)).then_some(()));
+    let token = net.ok(1, &["token", "create", "--ttl", "10m"]).trim().to_string();
+    let h = net.host(2);
+    let log = std::fs::File::create(h.dir.with_extension("hollow.log")).unwrap();
+    let state = h.dir.join("hollow");
+    let hollow = common::netns::in_ns(&h.ns)
+        .args([common::BIN, "hollow", "--token", &token, "--count", "100", "--bind", &h.ip])
+        .args(["--base-port", "5000", "--join", &net.addr(1), "--expect", "101"])
+        .args([
+            "--timeout-secs",
+            "240",
+            "--stay-secs",
+            "600",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .env("SHOAL_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _hollow = Reap(hollow);
+    net.wait_for(240, "100 hollow learners", || {
+        let roles = net.roles(1);
+        (roles.iter().filter(|(n, r)| n.starts_with("hollow-") && r == "learner").count() == 100).then_some(())
+    });
+    // 3,000 pods in batches of 300, kept off the real node by a selector.
+    let t0 = std::time::Instant::now();
+    for batch in 0..10 {
+        let docs: Vec<String> = (0..300)
+            .map(|k| sleeper(&format!("scale-{batch}-{k}"), "  nodeSelector: {shoal.dev/hollow: \"true\"}\n"))
+            .collect();
+        net.apply_ok(1, &docs.join("---\n"));
+    }
+    let applied = t0.elapsed();
+    let nodes = net.wait_for(300, "3,000 pods Running", || {
+        let pods = net.pods(1, false)?;
+        let running: Vec<&str> = pods
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .filter_map(|p| p["status"]["nodeName"].as_str())
+            .collect();
+        (running.len() == 3000).then(|| running.iter().map(|n| n.to_string()).collect::<std::collections::BTreeSet<_>>())
+    });
+    eprintln!(
+        "hollow: 3000 pods applied in {:.1} s, all Running after {:.1} s, on {} nodes",
+        applied.as_secs_f64(),
+        t0.elapsed().as_secs_f64(),
+        nodes.len()
+    );
+    assert!(nodes.iter().all(|n| n.starts_with("hollow-")), "a pod landed on a real node");
+    assert!(nodes.len() >= 90, "the scheduler spread 3,000 pods over only {} nodes", nodes.len());
+}

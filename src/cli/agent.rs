@@ -23,6 +23,9 @@ pub(super) struct AgentArgs {
     /// Seconds a learner must be healthy and caught up before it may vote.
     #[arg(long, default_value_t = 10)]
     voter_stabilize_secs: u64,
+    /// Raft log entries between snapshots (the log behind one is purged).
+    #[arg(long, default_value_t = 5000)]
+    raft_snapshot_every: u64,
 }
 
 /// Who a new node is (`init`, `up`, `join`).
@@ -108,6 +111,7 @@ impl AgentArgs {
         c.backoff_max_ms = self.backoff_max_ms.max(self.backoff_base_ms);
         c.autopilot.grace_ms = self.voter_grace_secs * 1000;
         c.autopilot.stabilization_ms = self.voter_stabilize_secs * 1000;
+        c.raft.snapshot_every = self.raft_snapshot_every.max(10);
         c
     }
 }

@@ -55,7 +55,8 @@ enum Step<T> {
 impl Consensus {
     /// The leader's id and how to reach it, as this node knows it.
     pub fn leader(&self) -> Option<(u64, RaftNode)> {
-        let m = self.raft.metrics().borrow().clone();
+        let m = self.raft.server_metrics();
+        let m = m.borrow();
         let id = m.current_leader?;
         let node = m.membership_config.membership().get_node(&id).cloned()?;
         Some((id, node))
@@ -116,7 +117,7 @@ impl Consensus {
     /// hold the request until the deadline.
     async fn ask_leader(&self, id: u64, node: &RaftNode, req: RaftRequest, left: Duration) -> Option<RaftReply> {
         let addr = node.socket_addr()?;
-        let mut metrics = self.raft.metrics();
+        let mut metrics = self.raft.server_metrics();
         let deposed = async move {
             loop {
                 if metrics.borrow_and_update().current_leader != Some(id) {

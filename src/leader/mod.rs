@@ -25,8 +25,11 @@ pub struct LeaderDeps {
     pub shutdown: Shutdown,
 }
 
-/// How often membership and autopilot are looked at.
+/// How often membership and autopilot are looked at (and pods scheduled
+/// at the latest).
 const MEMBERS_EVERY: Duration = Duration::from_millis(500);
+/// How long applied changes gather before a scheduling pass.
+const SCHEDULE_AFTER: Duration = Duration::from_millis(20);
 
 /// Runs until shutdown.
 pub async fn run(deps: LeaderDeps) {
@@ -37,20 +40,37 @@ pub async fn run(deps: LeaderDeps) {
         mut shutdown,
     } = deps;
     let mut applied = consensus.replica.subscribe();
-    let mut metrics = consensus.raft.metrics();
+    // Server metrics change only with the vote, the leader and the
+    // membership; the full metrics change with every heartbeat answer.
+    let mut metrics = consensus.raft.server_metrics();
     let mut tick = tokio::time::interval(MEMBERS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut members = members::Members::default();
     let mut was_leader = false;
+    // Applied changes arrive in bursts (a stream of applies); scheduling
+    // runs once per burst, SCHEDULE_AFTER after its first change.
+    let mut schedule_at: Option<tokio::time::Instant> = None;
     loop {
+        let scheduled = async {
+            match schedule_at {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
         let members_due = tokio::select! {
             biased;
             _ = shutdown.wait() => break,
             _ = tick.tick() => true,
-            r = applied.changed() => { if r.is_err() { break } false }
+            _ = scheduled => false,
+            r = applied.changed() => {
+                if r.is_err() { break }
+                schedule_at.get_or_insert(tokio::time::Instant::now() + SCHEDULE_AFTER);
+                continue;
+            }
             r = metrics.changed() => { if r.is_err() { break } false }
         };
-        let leader = consensus.raft.metrics().borrow().current_leader == Some(consensus.id);
+        schedule_at = None;
+        let leader = consensus.raft.server_metrics().borrow().current_leader == Some(consensus.id);
         if leader != was_leader {
             info!(leader, "leadership changed");
             was_leader = leader;

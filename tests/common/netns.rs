@@ -169,6 +169,8 @@ impl Net {
             .args([BIN, "agent", "--data-dir", h.dir.to_str().unwrap()])
             // Autopilot's figures shortened so voter changes fit a test.
             .args(["--voter-grace-secs", "4", "--voter-stabilize-secs", "2"])
+            // Snapshots every 100 entries, so a late joiner is sent one.
+            .args(["--raft-snapshot-every", "100"])
             .env("SHOAL_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
