@@ -3,6 +3,7 @@
 
 mod agent;
 mod apply;
+mod bench;
 mod cordon;
 mod delete;
 mod events;
@@ -86,6 +87,9 @@ enum Command {
     /// Internal: the per-container helper process.
     #[command(subcommand, hide = true)]
     Shim(agent::ShimCmd),
+    /// Internal: apply throughput and latency over one connection (bench/raft.sh).
+    #[command(hide = true)]
+    BenchApply(bench::Args),
 }
 
 impl Cli {
@@ -120,6 +124,7 @@ impl Cli {
                 Command::Uncordon(a) => cordon::run(&ctx, a, false).await,
                 Command::Taint(a) => taint::run(&ctx, a).await,
                 Command::Image(c) => image::run(&ctx, c).await,
+                Command::BenchApply(a) => bench::run(&ctx, a).await,
                 Command::Shim(_) => unreachable!("handled above"),
             }
         })

@@ -3,11 +3,13 @@
 //! writes forwarded to the leader and linearizable reads (`client.rs`), and
 //! the leader's choice of voters (`autopilot.rs`).
 //!
-//! Timing: heartbeats every 200 ms, elections after 600–900 ms of silence.
-//! A follower notices a dead leader within 0.6–0.9 s and a new one commits
-//! at once, so a write stalls for about a second; heartbeats reach every
-//! learner too, and at 5 per second each costs about 1 kB/s on the wire
-//! (see docs/BENCHMARKS.md), which is why they are not faster.
+//! Timing: heartbeats every 200 ms, election timeouts of 400–500 ms. openraft
+//! 0.9 adds a leader lease of one maximum election timeout (500 ms) before a
+//! follower that knew a leader may campaign, so a follower campaigns 0.9–1 s
+//! after the last heartbeat it heard: 0.7–1 s after a leader dies, and a
+//! healthy cluster never elects on fewer than four lost heartbeats in a row.
+//! Heartbeats reach every learner too; at 5 per second each costs about
+//! 1.9 kB/s on the wire (docs/BENCHMARKS.md), which is why they are not faster.
 
 pub mod autopilot;
 pub mod ca;
@@ -85,8 +87,8 @@ impl Default for RaftTiming {
     fn default() -> RaftTiming {
         RaftTiming {
             heartbeat_ms: 200,
-            election_min_ms: 600,
-            election_max_ms: 900,
+            election_min_ms: 400,
+            election_max_ms: 500,
             snapshot_every: 5000,
         }
     }
@@ -101,15 +103,23 @@ impl RaftTiming {
             election_timeout_min: self.election_min_ms,
             election_timeout_max: self.election_max_ms,
             install_snapshot_timeout: 10_000,
-            max_payload_entries: 1000,
+            // openraft gives an AppendEntries one heartbeat interval to
+            // answer; a payload must fit that on a slow learner (a Pi, or a
+            // hundred hollow ones), else it is sent again and again.
+            max_payload_entries: 64,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
-            max_in_snapshot_log_to_keep: 1000,
+            // A learner that lags less than this behind a snapshot catches
+            // up from the log instead of being sent the whole state.
+            max_in_snapshot_log_to_keep: self.snapshot_every,
             purge_batch_size: 256,
             ..Default::default()
         };
         Arc::new(c.validate().expect("timing settings are consistent"))
     }
 }
+
+/// How long a restarted member keeps elections off.
+const RESTART_QUIET_MS: u64 = 3000;
 
 /// What starting this node's Raft needs.
 pub struct Start {
@@ -143,12 +153,15 @@ pub async fn start(s: Start) -> Result<Consensus, openraft::error::Fatal<u64>> {
             tracing::warn!(error = %e, "raft initialize");
         }
     } else {
-        // A restarted member stays quiet for two election timeouts, long
-        // enough to hear a living leader: without pre-vote (not in 0.9), a
-        // restart that timed out first would raise the term and depose it.
+        // A restarted member stays quiet long enough to hear a living
+        // leader (whose connection to the old process idles out within 2 s):
+        // without pre-vote (not in 0.9), a restart that timed out first would
+        // raise the term and depose it. (A restarted member does not restore
+        // a lease, so without this it would campaign after one election
+        // timeout.)
         raft.runtime_config().elect(false);
         let r = raft.clone();
-        let quiet = std::time::Duration::from_millis(2 * s.timing.election_max_ms);
+        let quiet = std::time::Duration::from_millis(RESTART_QUIET_MS.max(2 * s.timing.election_max_ms));
         tokio::spawn(async move {
             tokio::time::sleep(quiet).await;
             r.runtime_config().elect(true);

@@ -100,18 +100,15 @@ pub enum CallError {
     },
 }
 
-/// Calls in a row that may fail or be given up on one connection before
-/// it is dropped and dialled afresh.
-const FAILURES_BEFORE_REDIAL: u32 = 3;
-
 /// Connections to other nodes, shared by Raft's replication streams and
 /// the write-forwarding client.
 #[derive(Clone)]
 pub struct Peers {
     endpoint: quinn::Endpoint,
     client: quinn::ClientConfig,
-    /// Per peer: the connection and how many calls on it failed in a row.
-    conns: Arc<Mutex<HashMap<SocketAddr, (quinn::Connection, u32)>>>,
+    /// Per peer: the connection, while QUIC keeps it open (its idle timeout
+    /// is 2 s with keep-alives, so a dead or restarted peer's goes soon).
+    conns: Arc<Mutex<HashMap<SocketAddr, quinn::Connection>>>,
 }
 
 impl Peers {
@@ -125,7 +122,7 @@ impl Peers {
     }
 
     async fn conn(&self, addr: SocketAddr) -> Result<quinn::Connection, CallError> {
-        if let Some((c, _)) = self.conns.lock().unwrap_or_else(|p| p.into_inner()).get(&addr) {
+        if let Some(c) = self.conns.lock().unwrap_or_else(|p| p.into_inner()).get(&addr) {
             if c.close_reason().is_none() {
                 return Ok(c.clone());
             }
@@ -139,27 +136,16 @@ impl Peers {
             .await
             .map_err(|_| unreachable("no answer within 1.5 s".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
-        self.conns.lock().unwrap_or_else(|p| p.into_inner()).insert(addr, (c.clone(), 0));
+        self.conns.lock().unwrap_or_else(|p| p.into_inner()).insert(addr, c.clone());
         Ok(c)
     }
 
     /// One request, one reply, with a deadline; `data` follows the request
-    /// as data frames. After a few calls in a row fail or are given up
-    /// (openraft drops a heartbeat after its interval), the connection is
-    /// dropped and the next call dials afresh: a peer that restarted is
-    /// reached within a few heartbeats instead of after QUIC's idle timeout,
-    /// and a merely slow peer is not flooded with handshakes.
+    /// as data frames. A late reply does not drop the connection (a slow
+    /// peer is not flooded with handshakes); a dead one closes by QUIC's
+    /// idle timeout.
     pub async fn call(&self, addr: SocketAddr, req: &RaftRequest, data: Option<&[u8]>, ttl: Duration) -> Result<RaftReply, CallError> {
-        struct Unfinished<'a>(&'a Peers, SocketAddr, bool);
-        impl Drop for Unfinished<'_> {
-            fn drop(&mut self) {
-                self.0.count(self.1, self.2);
-            }
-        }
-        let mut guard = Unfinished(self, addr, false);
-        let r = self.call_inner(addr, req, data, ttl).await;
-        guard.2 = r.is_ok();
-        r
+        self.call_inner(addr, req, data, ttl).await
     }
 
     async fn call_inner(&self, addr: SocketAddr, req: &RaftRequest, data: Option<&[u8]>, ttl: Duration) -> Result<RaftReply, CallError> {
@@ -184,15 +170,6 @@ impl Peers {
         tokio::time::timeout(ttl, work)
             .await
             .map_err(|_| stream_err(format!("no reply within {} ms", ttl.as_millis())))?
-    }
-
-    fn count(&self, addr: SocketAddr, ok: bool) {
-        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((_, failures)) = conns.get_mut(&addr) else { return };
-        *failures = if ok { 0 } else { *failures + 1 };
-        if *failures >= FAILURES_BEFORE_REDIAL {
-            conns.remove(&addr);
-        }
     }
 }
 

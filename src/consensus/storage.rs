@@ -1,10 +1,16 @@
 //! openraft's storage in SQLite, in the replica's database beside the state
 //! tables: the vote, the log, the committed id and the state machine.
 //!
-//! Every write is a transaction on a `synchronous=FULL` WAL database, so it
-//! is fsync'd before openraft hears it is done. Applying a batch of entries
-//! and recording the last applied id is one transaction. Snapshots are the
-//! whole state (`state::dump`); the newest is kept in `raft_snapshot`.
+//! The vote, appends, truncations and purges are transactions on a
+//! `synchronous=FULL` WAL database, so each is fsync'd before openraft hears
+//! it is done. Applying a batch of entries and recording the last applied id
+//! is one transaction too, but with `synchronous=NORMAL` (no fsync of its
+//! own), as is the committed id: the WAL is written in order, so the next
+//! fsync'd log write makes them durable too, and a power cut can only lose a
+//! tail of applies, which openraft replays from the log (entries are purged
+//! only behind a snapshot, itself written before the purge). That keeps one
+//! fsync, not two, on the leader's path of a write. Snapshots are the whole
+//! state (`state::dump`); the newest is kept in `raft_snapshot`.
 
 use super::TypeConfig;
 use crate::state::{self, Replica, Response};
@@ -40,6 +46,14 @@ fn meta_put<T: serde::Serialize>(c: &Connection, key: &str, value: &T) -> rusqli
     let json = serde_json::to_string(value).expect("plain values");
     c.execute("INSERT OR REPLACE INTO raft_meta VALUES (?1, ?2)", params![key, json])?;
     Ok(())
+}
+
+/// Runs `f` with `synchronous=NORMAL`: durable with the next fsync'd write.
+fn lazily<T>(c: &Connection, (full, normal): (&str, &str), f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    c.pragma_update(None, "synchronous", normal)?;
+    let r = f(c);
+    c.pragma_update(None, "synchronous", full)?;
+    r
 }
 
 fn any<E: std::error::Error + 'static>(e: E) -> AnyError {
@@ -165,7 +179,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), SE> {
-        meta_put(&self.replica.conn(), "committed", &committed).map_err(|e| StorageIOError::write(any(e)).into())
+        let c = self.replica.conn();
+        let modes = self.replica.sync_modes();
+        lazily(&c, modes, |c| meta_put(c, "committed", &committed)).map_err(|e| StorageIOError::write(any(e)).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, SE> {
@@ -301,8 +317,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let mut last = None;
+        let (full, normal) = self.replica.sync_modes();
         let r = (|| -> rusqlite::Result<Vec<Response>> {
             let mut c = self.replica.conn();
+            c.pragma_update(None, "synchronous", normal)?;
             let tx = c.transaction()?;
             let mut out = Vec::new();
             for e in entries {
@@ -320,6 +338,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             tx.commit()?;
             Ok(out)
         })();
+        // Whatever happened, the log's writes are fsync'd again.
+        let _ = self.replica.conn().pragma_update(None, "synchronous", full);
         let out = r.map_err(|e| StorageIOError::write_state_machine(any(e)))?;
         if let Some(l) = last {
             self.replica.notify_applied(l.index);

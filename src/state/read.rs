@@ -29,6 +29,7 @@ pub struct Replica {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
     applied: watch::Sender<u64>,
+    durable: bool,
 }
 
 impl Replica {
@@ -51,7 +52,17 @@ impl Replica {
             conn: Arc::new(Mutex::new(conn)),
             path: path.into(),
             applied: watch::channel(0).0,
+            durable,
         })
+    }
+
+    /// `synchronous` for writes that must be on disk when they return
+    /// (`FULL`), and for those the next such write may carry (`NORMAL`).
+    pub fn sync_modes(&self) -> (&'static str, &'static str) {
+        match self.durable {
+            true => ("FULL", "NORMAL"),
+            false => ("OFF", "OFF"),
+        }
     }
 
     /// The database file.

@@ -153,7 +153,14 @@ pub fn node_client(ca_pem: &str, id: &Identity, alpn: &[u8]) -> Result<quinn::Cl
     // A LAN: start from a small RTT guess so a lost handshake packet is
     // resent in tens of milliseconds, not a second.
     t.initial_rtt(Duration::from_millis(20));
-    t.max_idle_timeout(Some(Duration::from_secs(15).try_into().expect("in range")));
+    if alpn == ALPN_RAFT {
+        // Raft's connections carry heartbeats every 200 ms; two quiet seconds
+        // mean the peer died or restarted, and the next call dials afresh.
+        t.max_idle_timeout(Some(Duration::from_secs(2).try_into().expect("in range")));
+        t.keep_alive_interval(Some(Duration::from_millis(500)));
+    } else {
+        t.max_idle_timeout(Some(Duration::from_secs(15).try_into().expect("in range")));
+    }
     let mut client = quinn::ClientConfig::new(Arc::new(crypto));
     client.transport_config(Arc::new(t));
     Ok(client)

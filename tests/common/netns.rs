@@ -28,6 +28,8 @@ pub struct Net {
     pub hosts: Vec<Host>,
     /// The join token `cluster` made (10 minutes).
     pub token: String,
+    /// Extra `shoal agent` arguments for every host.
+    pub agent_args: Vec<String>,
 }
 
 /// A command run in network namespace `ns` only. Unlike `ip netns exec`,
@@ -54,6 +56,18 @@ impl Net {
             core: core.clone(),
             hosts: Vec::new(),
             token: String::new(),
+            // Autopilot's figures shortened so voter changes fit a test;
+            // snapshots every 100 entries, so a late joiner is sent one.
+            agent_args: [
+                "--voter-grace-secs",
+                "4",
+                "--voter-stabilize-secs",
+                "2",
+                "--raft-snapshot-every",
+                "100",
+            ]
+            .map(String::from)
+            .to_vec(),
         };
         ip(&["netns", "add", &core]);
         ip(&["-n", &core, "link", "set", "lo", "up"]);
@@ -167,10 +181,7 @@ impl Net {
             .unwrap();
         let child = in_ns(&h.ns)
             .args([BIN, "agent", "--data-dir", h.dir.to_str().unwrap()])
-            // Autopilot's figures shortened so voter changes fit a test.
-            .args(["--voter-grace-secs", "4", "--voter-stabilize-secs", "2"])
-            // Snapshots every 100 entries, so a late joiner is sent one.
-            .args(["--raft-snapshot-every", "100"])
+            .args(&self.agent_args)
             .env("SHOAL_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
