@@ -2,7 +2,7 @@
 # Pod start latency: time from `shoal apply` until the container's process
 # runs (the pod's startedAt, stamped when the shim reports the pid), for a
 # locally present image. Also idle RSS with 0 and N pods, idle disk writes.
-# Usage: sudo bench/pod_start.sh [N=20]   (builds nothing; needs target/release/shoal)
+# Usage (as root): bench/pod_start.sh [N=20]   (builds nothing; needs target/release/shoal)
 set -eu
 cd "$(dirname "$0")/.."
 N=${1:-20}

@@ -13,6 +13,7 @@ data=/var/lib/shoal
 mkdir -p "$data"
 if ! "$bin" --config "$data/admin.conf" get pods >/dev/null 2>&1; then
   nohup "$bin" up --data-dir "$data" > /var/log/shoal.log 2>&1 &
+  echo $! > "$data/agent.pid"
   echo "shoal agent started (pid $!, log /var/log/shoal.log)"
   i=0; until "$bin" --config "$data/admin.conf" get pods >/dev/null 2>&1; do
     i=$((i+1)); [ $i -lt 100 ] || { cat /var/log/shoal.log; exit 1; }; sleep 0.1
@@ -30,4 +31,4 @@ echo "--- shoal logs hello -c client"
 "$bin" logs hello -c client | head -3
 echo
 echo "Shoal runs. Try: SHOAL_CONFIG=$data/admin.conf $bin describe pod hello"
-echo "Stop the demo: $bin delete pod hello; stop the agent: kill \$(pgrep -xf '$bin up --data-dir $data')"
+echo "Stop the demo: $bin delete pod hello; stop the agent: kill \$(cat $data/agent.pid)"
