@@ -330,14 +330,18 @@ fn a_hundred_hollow_nodes_take_three_thousand_pods_through_the_real_leader() {
         .stderr(log)
         .spawn()
         .unwrap();
-    struct Reap(std::process::Child);
+    /// Ends the hollow process and removes its log, on failure too.
+    struct Reap(std::process::Child, std::path::PathBuf);
     impl Drop for Reap {
         fn drop(&mut self) {
             let _ = self.0.kill();
             let _ = self.0.wait();
+            if std::env::var_os("SHOAL_KEEP_TEST_DIRS").is_none() {
+                let _ = std::fs::remove_file(&self.1);
+            }
         }
     }
-    let _hollow = Reap(hollow);
+    let _hollow = Reap(hollow, h.dir.with_extension("hollow.log"));
     net.wait_for(240, "100 hollow learners that reported their capacity", || {
         let out = net.run(1, &["get", "nodes", "-o", "json", "--server", &net.addr(1)]);
         let nodes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
