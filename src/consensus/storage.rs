@@ -318,28 +318,32 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut last = None;
         let (full, normal) = self.replica.sync_modes();
-        let r = (|| -> rusqlite::Result<Vec<Response>> {
+        let r = {
+            // One guard for the whole batch: no log write may slip in while
+            // the connection is in NORMAL mode.
             let mut c = self.replica.conn();
-            c.pragma_update(None, "synchronous", normal)?;
-            let tx = c.transaction()?;
-            let mut out = Vec::new();
-            for e in entries {
-                last = Some(e.log_id);
-                out.push(match e.payload {
-                    EntryPayload::Blank => Response::Ok,
-                    EntryPayload::Normal(cmd) => state::apply_command(&tx, &cmd)?,
-                    EntryPayload::Membership(m) => {
-                        meta_put(&tx, "membership", &StoredMembership::new(Some(e.log_id), m))?;
-                        Response::Ok
-                    }
-                });
-                meta_put(&tx, "applied", &Some(e.log_id))?;
-            }
-            tx.commit()?;
-            Ok(out)
-        })();
-        // Whatever happened, the log's writes are fsync'd again.
-        let _ = self.replica.conn().pragma_update(None, "synchronous", full);
+            let r = c.pragma_update(None, "synchronous", normal).and_then(|()| {
+                let tx = c.transaction()?;
+                let mut out = Vec::new();
+                for e in entries {
+                    last = Some(e.log_id);
+                    out.push(match e.payload {
+                        EntryPayload::Blank => Response::Ok,
+                        EntryPayload::Normal(cmd) => state::apply_command(&tx, &cmd)?,
+                        EntryPayload::Membership(m) => {
+                            meta_put(&tx, "membership", &StoredMembership::new(Some(e.log_id), m))?;
+                            Response::Ok
+                        }
+                    });
+                    meta_put(&tx, "applied", &Some(e.log_id))?;
+                }
+                tx.commit()?;
+                Ok(out)
+            });
+            // Whatever happened, the log's writes are fsync'd again.
+            let _ = c.pragma_update(None, "synchronous", full);
+            r
+        };
         let out = r.map_err(|e| StorageIOError::write_state_machine(any(e)))?;
         if let Some(l) = last {
             self.replica.notify_applied(l.index);
