@@ -447,16 +447,7 @@ fn membership(cfg: &Config, me: &NodeSettings, store: &Store) -> Result<Membersh
     }
     seeds.sort();
     seeds.dedup();
-    let (cpus, memory_bytes) = gossip::capacity();
-    let meta = NodeMeta {
-        labels: me.labels.clone(),
-        zone: me.zone.clone(),
-        cpus,
-        memory_bytes,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        role: me.role,
-        joined_ms: me.joined_ms,
-    };
+    let meta = NodeMeta::local(me.labels.clone(), me.zone.clone(), me.role, me.joined_ms);
     let id = MemberId {
         name: me.name.clone(),
         addr: me.advertise,

@@ -52,7 +52,6 @@ pub struct Hollow {
 pub fn start(spec: &HollowSpec, shutdown: Shutdown) -> Result<Hollow, HollowError> {
     let ca = Authority::load(&spec.pki_dir)?;
     let ca_pem = ca.cert_pem().to_string();
-    let (cpus, memory_bytes) = super::capacity();
     let now = crate::runtime::shim::now_ms();
     let mut handles = Vec::with_capacity(spec.count);
     for i in 0..spec.count {
@@ -63,15 +62,8 @@ pub fn start(spec: &HollowSpec, shutdown: Shutdown) -> Result<Hollow, HollowErro
         let (handle, cmds) = net::channel();
         let (in_tx, in_rx) = mpsc::channel(64);
         tokio::spawn(accept(endpoint.clone(), in_tx, shutdown.clone()));
-        let meta = NodeMeta {
-            labels: BTreeMap::from([("shoal.dev/hollow".to_string(), "true".to_string())]),
-            zone: None,
-            cpus,
-            memory_bytes,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            role: Role::Agent,
-            joined_ms: now,
-        };
+        let labels = BTreeMap::from([("shoal.dev/hollow".to_string(), "true".to_string())]);
+        let meta = NodeMeta::local(labels, None, Role::Agent, now);
         let me = MemberId {
             name,
             addr,

@@ -104,6 +104,22 @@ pub struct NodeView {
     pub meta: Option<NodeMeta>,
 }
 
+impl NodeMeta {
+    /// This machine's metadata: its capacity and this binary's version.
+    pub fn local(labels: BTreeMap<String, String>, zone: Option<String>, role: Role, joined_ms: u64) -> NodeMeta {
+        let (cpus, memory_bytes) = capacity();
+        NodeMeta {
+            labels,
+            zone,
+            cpus,
+            memory_bytes,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            role,
+            joined_ms,
+        }
+    }
+}
+
 /// This machine's capacity: CPUs and memory.
 pub fn capacity() -> (u32, u64) {
     let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);

@@ -103,15 +103,7 @@ pub async fn start(
 
     let (cpus, memory_bytes) = crate::gossip::capacity();
     let now = crate::runtime::shim::now_ms();
-    let meta = NodeMeta {
-        labels: who.labels.clone(),
-        zone: None,
-        cpus,
-        memory_bytes,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        role: Role::Agent,
-        joined_ms: now,
-    };
+    let meta = NodeMeta::local(who.labels.clone(), None, Role::Agent, now);
     let me = MemberId {
         name: name.to_string(),
         addr,
