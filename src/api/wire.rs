@@ -233,7 +233,7 @@ pub enum Reply {
     /// Join tokens (no secrets).
     Tokens {
         /// The list.
-        tokens: Vec<crate::store::TokenRecord>,
+        tokens: Vec<crate::state::TokenRecord>,
     },
     /// A token was removed.
     TokenRemoved {

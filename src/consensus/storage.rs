@@ -92,18 +92,6 @@ impl LogStore {
         let first = *cache.keys().next()?;
         (first <= lo).then(|| cache.range(lo..=hi).map(|(_, e)| e.clone()).collect())
     }
-
-    /// Number of entries in the log (for tests and metrics).
-    pub fn len(&self) -> u64 {
-        let c = self.replica.conn();
-        c.query_row("SELECT COUNT(*) FROM raft_log", [], |r| r.get::<_, i64>(0))
-            .unwrap_or(0) as u64
-    }
-
-    /// Whether the log holds no entries.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {

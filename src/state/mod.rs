@@ -24,7 +24,6 @@ pub use snapshot::{dump, load};
 
 use crate::api::manifest::Pod;
 use crate::api::status::PodStatus;
-use crate::store::TokenRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -61,6 +60,24 @@ impl PodObject {
     pub fn key(&self) -> (String, String) {
         (self.pod.metadata.namespace().to_string(), self.pod.metadata.name.clone())
     }
+}
+
+/// A join token as stored: only the SHA-256 of its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRecord {
+    /// The public part, shown by `token ls`.
+    pub id: String,
+    /// Hex SHA-256 of the secret part.
+    pub secret_sha256: String,
+    /// Unix ms.
+    pub created_ms: u64,
+    /// Unix ms after which joins are refused.
+    pub expires_ms: u64,
+    /// Unix ms of `token rm`, if removed.
+    pub removed_ms: Option<u64>,
+    /// Successful joins.
+    pub uses: u64,
 }
 
 /// A node as the cluster knows it.

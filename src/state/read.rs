@@ -1,10 +1,10 @@
 //! Reads of the replicated state from this node's own copy, and the row
 //! helpers [`apply`](super::apply) writes with.
 
+use super::TokenRecord;
 use super::{Event, NodeObject, PodObject};
-use crate::store::TokenRecord;
 use rusqlite::{params, Connection, OptionalExtension};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
@@ -27,7 +27,6 @@ CREATE TABLE IF NOT EXISTS sm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 /// critical section is one statement or transaction and never awaits.
 pub struct Replica {
     conn: Arc<Mutex<Connection>>,
-    path: PathBuf,
     applied: watch::Sender<u64>,
     durable: bool,
 }
@@ -50,7 +49,6 @@ impl Replica {
         conn.execute_batch(crate::consensus::storage::SCHEMA)?;
         Ok(Replica {
             conn: Arc::new(Mutex::new(conn)),
-            path: path.into(),
             applied: watch::channel(0).0,
             durable,
         })
@@ -63,11 +61,6 @@ impl Replica {
             true => ("FULL", "NORMAL"),
             false => ("OFF", "OFF"),
         }
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The connection (Raft storage and reads).

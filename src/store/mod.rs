@@ -5,8 +5,6 @@
 //! pods(namespace, name, uid, manifest JSON, created_at, status JSON, runtime JSON)
 //! images(reference, digest, config JSON, layers JSON, size)
 //! meta(key, value)            -- boot id of the last start, gossip generation
-//! tokens(id, secret_sha256, created_ms, expires_ms, removed_ms, uses)
-//! joined(name, key_sha256, token, joined_ms)   -- certificates this CA signed
 //! ```
 //! Writes happen only on changes of state, never on a timer, to spare SD cards.
 
@@ -16,9 +14,6 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-
-mod tokens;
-pub use tokens::{JoinRecord, TokenRecord};
 
 /// A store operation failed; the transaction was rolled back.
 #[derive(Debug, thiserror::Error)]
@@ -116,11 +111,6 @@ CREATE TABLE IF NOT EXISTS pods (
 CREATE TABLE IF NOT EXISTS images (
   reference TEXT PRIMARY KEY, digest TEXT NOT NULL, config TEXT NOT NULL, layers TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tokens (
-  id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, created_ms INTEGER NOT NULL,
-  expires_ms INTEGER NOT NULL, removed_ms INTEGER, uses INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS joined (
-  name TEXT PRIMARY KEY, key_sha256 TEXT NOT NULL, token TEXT NOT NULL, joined_ms INTEGER NOT NULL);
 ";
 
 impl Store {
