@@ -3,6 +3,9 @@
 #   images/out/busybox.tar          localhost/busybox:latest     (OCI image layout)
 #   images/out/hello-http.tar       localhost/hello-http:latest  (OCI, two layers)
 #   images/out/busybox-docker.tar   localhost/busybox-docker:latest (docker save format)
+#   images/out/web-v1.tar, web-v2.tar  localhost/web:v1, :v2 (httpd on 8080; two versions)
+#   images/out/nginx.tar, gb-frontend.tar, fluentd.tar  stand-ins named as the images of
+#                                   the Kubernetes docs' Deployment, ReplicaSet, DaemonSet examples
 # Usage: images/build.sh   (needs /bin/busybox from busybox-static, sha256sum, gzip, tar)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -68,6 +71,14 @@ layer "$base" base
 layer "$web" web
 oci busybox localhost/busybox:latest '["sh"]' base
 oci hello-http localhost/hello-http:latest '["httpd","-f","-v","-p","8080","-h","/www"]' base web
+# Two versions of one web image, for rolling updates (they differ in their command).
+oci web-v1 localhost/web:v1 '["httpd","-f","-v","-p","8080","-h","/www"]' base web
+oci web-v2 localhost/web:v2 '["httpd","-f","-vv","-p","8080","-h","/www"]' base web
+# Stand-ins named as the images of the Kubernetes documentation's own
+# Deployment, ReplicaSet and DaemonSet examples, so those manifests apply unchanged.
+oci nginx docker.io/library/nginx:1.14.2 '["httpd","-f","-v","-p","80","-h","/www"]' base web
+oci gb-frontend us-docker.pkg.dev/google-samples/containers/gke/gb-frontend:v5 '["httpd","-f","-v","-p","80","-h","/www"]' base web
+oci fluentd quay.io/fluentd_elasticsearch/fluentd:v2.5.2 '["sh","-c","while true; do sleep 3600; done"]' base
 
 # docker save format: plain layer tars, config named by its digest.
 d="$work/docker"; mkdir -p "$d/base"

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod consensus;
+pub mod controllers;
 pub mod daemon;
 pub mod gossip;
 pub mod join;

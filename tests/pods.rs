@@ -371,7 +371,7 @@ impl Drop for ScratchRuntime {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_create_sandbox_calls_share_one_sandbox() {
     let s = std::sync::Arc::new(ScratchRuntime::new("sandbox"));
-    let pod = shoal::api::parse_manifests(
+    let pod = shoal::api::parse_pods(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: many}\nspec:\n  containers:\n  - {name: c, image: localhost/busybox}\n",
     )
     .unwrap()

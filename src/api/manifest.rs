@@ -5,10 +5,16 @@
 //! Kubernetes' own, so a Pod manifest that works there works here.
 
 mod scheduling;
+mod workload;
 
 pub use scheduling::{
     Affinity, NodeAffinity, NodeSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, PreferredSchedulingTerm,
     TaintEffect, Toleration, TolerationOperator,
+};
+pub use workload::{
+    DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, Deployment, DeploymentSpec, DeploymentStrategy, IntOrPercent, Kind, LabelSelector,
+    LabelSelectorOperator, LabelSelectorRequirement, OwnerReference, PodTemplateSpec, ReplicaSet, ReplicaSetSpec, RollingUpdate,
+    StrategyType, Workload,
 };
 
 use serde::{Deserialize, Serialize};
@@ -44,12 +50,20 @@ pub struct ObjectMeta {
     /// Non-identifying key/value pairs.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The objects this one depends on; set by controllers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owner_references: Vec<OwnerReference>,
 }
 
 impl ObjectMeta {
     /// The namespace, `default` when none is given.
     pub fn namespace(&self) -> &str {
         self.namespace.as_deref().unwrap_or("default")
+    }
+
+    /// The owner marked `controller: true`, if any.
+    pub fn controller(&self) -> Option<&OwnerReference> {
+        self.owner_references.iter().find(|o| o.controller == Some(true))
     }
 }
 

@@ -34,7 +34,7 @@ pub enum ManifestError {
         message: String,
     },
     /// The kind is not one Shoal runs yet.
-    #[error("document {document}: kind {kind:?} (apiVersion {api_version:?}) is not supported; supported: Pod (v1)")]
+    #[error("document {document}: kind {kind:?} (apiVersion {api_version:?}) is not supported; supported: {SUPPORTED}")]
     UnsupportedKind {
         /// 1-based document index.
         document: usize,
@@ -44,10 +44,12 @@ pub enum ManifestError {
         api_version: String,
     },
     /// The object parsed but breaks a rule.
-    #[error("document {document} (Pod {name:?}): {}", problems.join("; "))]
+    #[error("document {document} ({kind} {name:?}): {}", problems.join("; "))]
     Invalid {
         /// 1-based document index.
         document: usize,
+        /// The object kind.
+        kind: String,
         /// The object's name.
         name: String,
         /// Each problem as `field: reason`.
@@ -58,9 +60,21 @@ pub enum ManifestError {
     Empty,
 }
 
-/// Parses one or many YAML documents (block or flow style) into validated pods.
-pub fn parse_manifests(text: &str) -> Result<Vec<Pod>, ManifestError> {
-    let mut pods = Vec::new();
+/// One object of a manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    /// A v1 Pod.
+    Pod(Box<Pod>),
+    /// An apps/v1 Deployment, ReplicaSet or DaemonSet.
+    Workload(Box<manifest::Workload>),
+}
+
+/// The kinds Shoal runs, as an error lists them.
+const SUPPORTED: &str = "Pod (v1), Deployment, ReplicaSet, DaemonSet (apps/v1)";
+
+/// Parses one or many YAML documents (block or flow style) into validated objects.
+pub fn parse_manifests(text: &str) -> Result<Vec<Object>, ManifestError> {
+    let mut objects = Vec::new();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let document = i + 1;
         let value = serde_yaml_ng::Value::deserialize(doc).map_err(|e| ManifestError::Yaml {
@@ -72,33 +86,68 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Pod>, ManifestError> {
         }
         let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
         let (kind, api_version) = (field("kind"), field("apiVersion"));
-        if kind != "Pod" {
-            return Err(ManifestError::UnsupportedKind {
+        let name = value
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(|n| n.as_str())
+            .unwrap_or("")
+            .to_string();
+        fn typed<T: serde::de::DeserializeOwned>(v: serde_yaml_ng::Value, document: usize, kind: &str) -> Result<T, ManifestError> {
+            serde_path_to_error::deserialize(v).map_err(|e| ManifestError::Field {
                 document,
-                kind,
-                api_version,
-            });
+                kind: kind.to_string(),
+                path: e.path().to_string(),
+                message: e.inner().to_string(),
+            })
         }
-        let pod: Pod = serde_path_to_error::deserialize(value).map_err(|e| ManifestError::Field {
-            document,
-            kind: kind.clone(),
-            path: e.path().to_string(),
-            message: e.inner().to_string(),
-        })?;
-        let problems = validate::validate_pod(&pod);
+        let (object, problems) = match kind.as_str() {
+            "Pod" => {
+                let pod: Pod = typed(value, document, &kind)?;
+                let problems = validate::validate_pod(&pod);
+                (Object::Pod(Box::new(pod)), problems)
+            }
+            "Deployment" | "ReplicaSet" | "DaemonSet" => {
+                let w = match kind.as_str() {
+                    "Deployment" => manifest::Workload::Deployment(typed(value, document, &kind)?),
+                    "ReplicaSet" => manifest::Workload::ReplicaSet(typed(value, document, &kind)?),
+                    _ => manifest::Workload::DaemonSet(typed(value, document, &kind)?),
+                };
+                let problems = validate::validate_workload(&w);
+                (Object::Workload(Box::new(w.without_status())), problems)
+            }
+            _ => {
+                return Err(ManifestError::UnsupportedKind {
+                    document,
+                    kind,
+                    api_version,
+                })
+            }
+        };
         if !problems.is_empty() {
             return Err(ManifestError::Invalid {
                 document,
-                name: pod.metadata.name.clone(),
+                kind,
+                name,
                 problems,
             });
         }
-        pods.push(pod);
+        objects.push(object);
     }
-    if pods.is_empty() {
+    if objects.is_empty() {
         return Err(ManifestError::Empty);
     }
-    Ok(pods)
+    Ok(objects)
+}
+
+/// Parses manifests that must hold pods only (tests and tools).
+pub fn parse_pods(text: &str) -> Result<Vec<Pod>, ManifestError> {
+    Ok(parse_manifests(text)?
+        .into_iter()
+        .filter_map(|o| match o {
+            Object::Pod(p) => Some(*p),
+            Object::Workload(_) => None,
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -110,13 +159,13 @@ mod tests {
     #[test]
     fn block_and_flow_style_parse_the_same() {
         let flow = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}"#;
-        assert_eq!(parse_manifests(POD).unwrap(), parse_manifests(flow).unwrap());
+        assert_eq!(parse_pods(POD).unwrap(), parse_pods(flow).unwrap());
     }
 
     #[test]
     fn many_documents_parse_in_order() {
         let two = format!("{POD}---\n{}", POD.replace("name: web", "name: api"));
-        let pods = parse_manifests(&two).unwrap();
+        let pods = parse_pods(&two).unwrap();
         assert_eq!(pods[1].metadata.name, "api");
     }
 
@@ -151,8 +200,8 @@ mod tests {
 
     #[test]
     fn unsupported_kind_is_named() {
-        let err = parse_manifests("apiVersion: apps/v1\nkind: Deployment\n").unwrap_err().to_string();
-        assert!(err.contains("Deployment"), "{err}");
+        let err = parse_manifests("apiVersion: batch/v1\nkind: CronJob\n").unwrap_err().to_string();
+        assert!(err.contains("CronJob") && err.contains("Deployment"), "{err}");
     }
 
     #[test]

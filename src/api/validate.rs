@@ -6,6 +6,9 @@ use crate::runtime::image::ImageRef;
 use std::collections::HashSet;
 
 mod scheduling;
+mod workload;
+
+pub use workload::validate_workload;
 
 /// Returns every problem found, each as `field.path: what is wrong`.
 pub fn validate_pod(pod: &Pod) -> Vec<String> {
@@ -245,7 +248,7 @@ pub fn dns_subdomain(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn label_key(k: &str) -> Result<(), String> {
+pub(crate) fn label_key(k: &str) -> Result<(), String> {
     let (prefix, name) = k.rsplit_once('/').map(|(p, n)| (Some(p), n)).unwrap_or((None, k));
     if let Some(p) = prefix {
         dns_subdomain(p).map_err(|e| format!("key prefix {e}"))?;
@@ -258,7 +261,7 @@ fn label_key(k: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn label_value(v: &str) -> Result<(), String> {
+pub(crate) fn label_value(v: &str) -> Result<(), String> {
     if v.is_empty() {
         return Ok(());
     }

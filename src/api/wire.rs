@@ -5,7 +5,7 @@
 //! `transport::framing`). Variants are only ever added at the end, so an older
 //! client keeps working against a newer agent.
 
-use super::manifest::Pod;
+use super::manifest::{Kind, Pod};
 use super::status::PodStatus;
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +113,74 @@ pub enum Request {
         add: Vec<crate::scheduler::Taint>,
         /// `(key, effect)` of taints to remove; no effect removes every effect of the key.
         remove: Vec<(String, Option<crate::scheduler::TaintEffect>)>,
+    },
+    /// Deployments, ReplicaSets or DaemonSets; one when `name` is given.
+    GetWorkloads {
+        /// Kind.
+        kind: Kind,
+        /// Namespace filter; all when `None`.
+        namespace: Option<String>,
+        /// One by name.
+        name: Option<String>,
+    },
+    /// Delete a workload (admin only).
+    DeleteWorkload {
+        /// Kind.
+        kind: Kind,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// Whether what it owns goes too.
+        cascade: crate::state::Cascade,
+    },
+    /// Change a Deployment (or scale a ReplicaSet) in place (admin only).
+    Workload {
+        /// Kind.
+        kind: Kind,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// What to do.
+        action: WorkloadAction,
+    },
+    /// Cordon a node and evict its controller-managed pods (admin only).
+    Drain {
+        /// Node name.
+        node: String,
+        /// Also DaemonSet pods.
+        include_daemonsets: bool,
+    },
+}
+
+/// A change to a workload, as `scale`, `set image` and `rollout` make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum WorkloadAction {
+    /// `scale --replicas N`.
+    Scale {
+        /// New count.
+        replicas: i64,
+    },
+    /// `set image CONTAINER=IMAGE...`.
+    SetImage {
+        /// Container name and image.
+        images: Vec<(String, String)>,
+    },
+    /// `rollout pause`.
+    Pause,
+    /// `rollout resume`.
+    Resume,
+    /// `rollout restart`: a new template annotation, so every pod is replaced.
+    Restart {
+        /// The time stamp written.
+        at: String,
+    },
+    /// `rollout undo [--to-revision N]`; 0 is the previous revision.
+    Undo {
+        /// Revision.
+        to_revision: u64,
     },
 }
 
@@ -264,4 +332,22 @@ pub enum Reply {
     },
     /// The replica is up to date with the leader.
     Linearized,
+    /// Workloads, with the ReplicaSets of a single Deployment asked for.
+    Workloads {
+        /// The list.
+        items: Vec<crate::state::WorkloadObject>,
+        /// Pods they own (a single object asked for).
+        #[serde(default)]
+        pods: Vec<PodView>,
+        /// ReplicaSets of a single Deployment asked for.
+        #[serde(default)]
+        owned: Vec<crate::state::WorkloadObject>,
+    },
+    /// An object changed: `deployment.apps/web scaled`.
+    Changed {
+        /// `deployment.apps/web`.
+        object: String,
+        /// `scaled`, `paused`, `rolled back`, `deleted`...
+        action: String,
+    },
 }

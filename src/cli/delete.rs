@@ -4,15 +4,29 @@ use super::Ctx;
 use crate::api::wire::{PodRef, Reply, Request};
 use anyhow::{bail, Result};
 
-#[derive(clap::Args, Debug)]
-pub(super) struct Args {
-    /// Kind: `pod` or `node`.
+struct Plain {
     kind: String,
-    /// Name.
     name: String,
 }
 
+#[derive(clap::Args, Debug)]
+pub(super) struct Args {
+    /// Kind: `pod`, `node`, `deployment`, `replicaset`, `daemonset` (or TYPE/NAME).
+    kind: String,
+    /// Name.
+    name: Option<String>,
+    /// What happens to what a workload owns: `background` (deleted with
+    /// it) or `orphan` (left running, without the owner).
+    #[arg(long, default_value = "background")]
+    cascade: String,
+}
+
 pub(super) async fn run(ctx: &Ctx, a: Args) -> Result<i32> {
+    let (kind, name) = super::kind_name_required("delete", &a.kind, a.name)?;
+    if let Some(k) = super::workloads::kind_of(&kind) {
+        return super::workloads::delete(ctx, k, name, &a.cascade).await;
+    }
+    let a = Plain { kind, name };
     if super::nodes::is_kind(&a.kind) {
         let req = Request::DeleteNode { name: a.name };
         if let Reply::NodeChanged { object, .. } = ctx.simple(&req).await? {
@@ -21,7 +35,10 @@ pub(super) async fn run(ctx: &Ctx, a: Args) -> Result<i32> {
         return Ok(0);
     }
     if !matches!(a.kind.as_str(), "pod" | "pods" | "po") {
-        bail!("kind {:?} is not supported (use pod or node)", a.kind);
+        bail!(
+            "kind {:?} is not supported (use pod, node, deployment, replicaset or daemonset)",
+            a.kind
+        );
     }
     let req = Request::DeletePod(PodRef {
         namespace: ctx.namespace.clone(),

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 
 #[derive(clap::Args, Debug)]
 pub(super) struct GetArgs {
-    /// Kind: `pods`, `nodes` or `events`.
+    /// Kind: `pods`, `nodes`, `events`, `deployments`, `replicasets`, `daemonsets` (or TYPE/NAME).
     kind: String,
     /// One pod by name.
     name: Option<String>,
@@ -21,15 +21,15 @@ pub(super) struct GetArgs {
 
 #[derive(clap::Args, Debug)]
 pub(super) struct DescribeArgs {
-    /// Kind: `pod`.
+    /// Kind: `pod`, `deployment`, `replicaset`, `daemonset` (or TYPE/NAME).
     kind: String,
     /// Name.
-    name: String,
+    name: Option<String>,
 }
 
 fn pod_kind(kind: &str) -> Result<()> {
     if !matches!(kind, "pod" | "pods" | "po") {
-        bail!("kind {kind:?} is not supported yet (use pods or nodes)");
+        bail!("kind {kind:?} is not supported (use pods, nodes, events, deployments, replicasets or daemonsets)");
     }
     Ok(())
 }
@@ -118,7 +118,11 @@ fn table(pods: &[PodView], wide: bool, all: bool) {
     }
 }
 
-pub(super) async fn get(ctx: &Ctx, a: GetArgs) -> Result<i32> {
+pub(super) async fn get(ctx: &Ctx, mut a: GetArgs) -> Result<i32> {
+    (a.kind, a.name) = super::kind_name(&a.kind, a.name);
+    if let Some(kind) = super::workloads::kind_of(&a.kind) {
+        return super::workloads::get(ctx, kind, a.name, a.output, a.all_namespaces).await;
+    }
     if super::nodes::is_kind(&a.kind) {
         return super::nodes::get(ctx, a.name, a.output).await;
     }
@@ -182,10 +186,14 @@ fn state_line(s: &ContainerState) -> String {
 }
 
 pub(super) async fn describe(ctx: &Ctx, a: DescribeArgs) -> Result<i32> {
-    pod_kind(&a.kind)?;
+    let (kind_word, name) = super::kind_name_required("describe", &a.kind, a.name)?;
+    if let Some(kind) = super::workloads::kind_of(&kind_word) {
+        return super::workloads::describe(ctx, kind, &name).await;
+    }
+    pod_kind(&kind_word)?;
     let req = Request::GetPod(PodRef {
         namespace: ctx.namespace.clone(),
-        name: a.name,
+        name,
     });
     let Reply::Pods { pods } = ctx.read(&req).await? else {
         bail!("unexpected answer")

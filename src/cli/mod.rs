@@ -13,8 +13,10 @@ mod hollow;
 mod image;
 mod logs;
 mod nodes;
+mod rollout;
 mod taint;
 mod token;
+mod workloads;
 
 use crate::api::wire::{Reply, Request};
 use crate::transport::framing::{read_frame, write_frame, Frame};
@@ -81,6 +83,15 @@ enum Command {
     Uncordon(cordon::Args),
     /// Add or remove taints on a node.
     Taint(taint::Args),
+    /// Set the replicas of a deployment or replicaset.
+    Scale(rollout::ScaleArgs),
+    /// Change a deployment's image.
+    #[command(subcommand)]
+    Set(rollout::SetCmd),
+    /// Follow, inspect, undo, pause, resume or restart a deployment's rollout.
+    Rollout(rollout::RolloutArgs),
+    /// Cordon a node and evict its controller-managed pods.
+    Drain(rollout::DrainArgs),
     /// Manage the node's images.
     #[command(subcommand)]
     Image(image::Cmd),
@@ -123,6 +134,10 @@ impl Cli {
                 Command::Cordon(a) => cordon::run(&ctx, a, true).await,
                 Command::Uncordon(a) => cordon::run(&ctx, a, false).await,
                 Command::Taint(a) => taint::run(&ctx, a).await,
+                Command::Scale(a) => rollout::scale(&ctx, a).await,
+                Command::Set(c) => rollout::set(&ctx, c).await,
+                Command::Rollout(a) => rollout::rollout(&ctx, a).await,
+                Command::Drain(a) => rollout::drain(&ctx, a).await,
                 Command::Image(c) => image::run(&ctx, c).await,
                 Command::BenchApply(a) => bench::run(&ctx, a).await,
                 Command::Shim(_) => unreachable!("handled above"),
@@ -249,5 +264,21 @@ fn age(since_ms: u64) -> String {
         120..7200 => format!("{}m", s / 60),
         7200..172800 => format!("{}h", s / 3600),
         _ => format!("{}d", s / 86400),
+    }
+}
+
+/// `TYPE/NAME` in the kind argument, as kubectl takes it: the kind word and the name.
+fn kind_name(kind: &str, name: Option<String>) -> (String, Option<String>) {
+    match kind.split_once('/') {
+        Some((k, n)) => (k.to_string(), Some(n.to_string())),
+        None => (kind.to_string(), name),
+    }
+}
+
+/// As [`kind_name`], for commands that need the name.
+fn kind_name_required(verb: &str, kind: &str, name: Option<String>) -> Result<(String, String)> {
+    match kind_name(kind, name) {
+        (k, Some(n)) => Ok((k, n)),
+        (_, None) => bail!("{verb} needs a NAME (or TYPE/NAME)"),
     }
 }

@@ -63,7 +63,11 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
             return Ok(());
         }
     };
-    if matches!(req, Request::Apply { .. } | Request::DeletePod(_)) && peer != super::cluster_api::ADMIN {
+    let writes = matches!(
+        req,
+        Request::Apply { .. } | Request::DeletePod(_) | Request::DeleteWorkload { .. } | Request::Workload { .. } | Request::Drain { .. }
+    );
+    if writes && peer != super::cluster_api::ADMIN {
         reply(
             &mut send,
             &error(format!("{peer} may read but not write objects; use the admin credentials")),
@@ -86,6 +90,32 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
         }
         Request::DeletePod(p) => {
             let r = super::objects::delete(&deps.cluster.consensus, &p).await;
+            reply(&mut send, &r).await?;
+        }
+        Request::GetWorkloads { kind, namespace, name } => {
+            let r = super::workloads::get(&deps.cluster.consensus, kind, namespace.as_deref(), name.as_deref());
+            reply(&mut send, &r).await?;
+        }
+        Request::DeleteWorkload {
+            kind,
+            namespace,
+            name,
+            cascade,
+        } => {
+            let r = super::workloads::delete(&deps.cluster.consensus, kind, &namespace, &name, cascade).await;
+            reply(&mut send, &r).await?;
+        }
+        Request::Workload {
+            kind,
+            namespace,
+            name,
+            action,
+        } => {
+            let r = super::workloads::act(&deps.cluster.consensus, kind, &namespace, &name, action).await;
+            reply(&mut send, &r).await?;
+        }
+        Request::Drain { node, include_daemonsets } => {
+            let r = super::workloads::drain(&deps.cluster.consensus, &node, include_daemonsets).await;
             reply(&mut send, &r).await?;
         }
         Request::Logs { pod, container, follow } => logs(&deps, &mut send, &pod, container, follow).await?,

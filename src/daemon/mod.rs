@@ -7,6 +7,7 @@ pub mod objects;
 pub mod settings;
 pub mod shutdown;
 pub mod systemd;
+pub mod workloads;
 
 use crate::consensus::autopilot::AutopilotSettings;
 use crate::consensus::network::Peers;
@@ -372,6 +373,7 @@ pub async fn run(cfg: Config, trigger: Arc<Trigger>, shutdown: Shutdown) -> Resu
         consensus: consensus.clone(),
         gossip: gossip_handle.clone(),
         autopilot: cfg.autopilot.clone(),
+        controllers: Default::default(),
         shutdown: shutdown.clone(),
     }));
     tasks.spawn(consensus::ca::run(consensus.clone(), paths.pki(), shutdown.clone()));

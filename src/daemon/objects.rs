@@ -1,8 +1,8 @@
 //! Object requests: writes go through Raft (forwarded to the leader,
 //! answered once committed); reads come from this node's replica.
 
-use crate::api::parse_manifests;
 use crate::api::wire::{Applied, PodRef, PodView, Reply};
+use crate::api::{parse_manifests, Object};
 use crate::consensus::Consensus;
 use crate::state::{Command, PodObject, Response};
 
@@ -21,24 +21,38 @@ pub fn view(p: PodObject) -> PodView {
     }
 }
 
-fn new_uid() -> String {
+pub(crate) fn new_uid() -> String {
     format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
 }
 
 /// Validates every document, then commits each pod in turn; the first
 /// refusal stops the rest and says what was applied before it.
 pub async fn apply(c: &Consensus, manifest: &str) -> Reply {
-    let pods = match parse_manifests(manifest) {
+    let parsed = match parse_manifests(manifest) {
         Ok(p) => p,
         Err(e) => return error(e.to_string()),
     };
     let mut objects: Vec<Applied> = Vec::new();
-    for pod in pods {
-        let object = format!("pod/{}", pod.metadata.name);
-        let cmd = Command::PutPod {
-            pod: Box::new(pod),
-            uid: new_uid(),
-            now_ms: crate::runtime::shim::now_ms(),
+    for obj in parsed {
+        let now_ms = crate::runtime::shim::now_ms();
+        let (object, cmd) = match obj {
+            Object::Pod(pod) => (
+                format!("pod/{}", pod.metadata.name),
+                Command::PutPod {
+                    pod,
+                    uid: new_uid(),
+                    now_ms,
+                },
+            ),
+            Object::Workload(w) => (
+                format!("{}.apps/{}", w.kind().lower(), w.metadata().name),
+                Command::PutWorkload {
+                    workload: w,
+                    uid: new_uid(),
+                    now_ms,
+                    expect_generation: None,
+                },
+            ),
         };
         let failure = match c.write(cmd).await {
             Ok(Response::Done(action)) => {

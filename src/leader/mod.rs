@@ -3,8 +3,9 @@
 //! nodes out, voters chosen by autopilot), and schedule pending pods.
 //! Everything it decides is a Raft write; it never talks to a node.
 
+mod control;
 mod members;
-mod schedule;
+pub(crate) mod schedule;
 
 use crate::consensus::autopilot::AutopilotSettings;
 use crate::consensus::Consensus;
@@ -21,6 +22,8 @@ pub struct LeaderDeps {
     pub gossip: Handle,
     /// Voter choice figures.
     pub autopilot: AutopilotSettings,
+    /// Controller settings.
+    pub controllers: crate::controllers::Settings,
     /// Stop.
     pub shutdown: Shutdown,
 }
@@ -37,6 +40,7 @@ pub async fn run(deps: LeaderDeps) {
         consensus,
         gossip,
         autopilot,
+        controllers,
         mut shutdown,
     } = deps;
     let mut applied = consensus.replica.subscribe();
@@ -46,14 +50,26 @@ pub async fn run(deps: LeaderDeps) {
     let mut tick = tokio::time::interval(MEMBERS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut members = members::Members::default();
+    let mut control = control::Control::new(controllers);
     let mut was_leader = false;
     // Applied changes arrive in bursts (a stream of applies); scheduling
     // runs once per burst, SCHEDULE_AFTER after its first change.
     let mut schedule_at: Option<tokio::time::Instant> = None;
+    // Applied changes the controllers have not looked at yet.
+    let mut dirty = false;
     loop {
         let scheduled = async {
             match schedule_at {
                 Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let clock = async {
+            match control.wake_ms() {
+                Some(ms) => {
+                    let wait = ms.saturating_sub(crate::runtime::shim::now_ms());
+                    tokio::time::sleep(Duration::from_millis(wait)).await
+                }
                 None => std::future::pending().await,
             }
         };
@@ -62,8 +78,10 @@ pub async fn run(deps: LeaderDeps) {
             _ = shutdown.wait() => break,
             _ = tick.tick() => true,
             _ = scheduled => false,
+            _ = clock => false,
             r = applied.changed() => {
                 if r.is_err() { break }
+                dirty = true;
                 schedule_at.get_or_insert(tokio::time::Instant::now() + SCHEDULE_AFTER);
                 continue;
             }
@@ -75,6 +93,7 @@ pub async fn run(deps: LeaderDeps) {
             info!(leader, "leadership changed");
             was_leader = leader;
             members = members::Members::default();
+            control = control::Control::new(controllers);
         }
         if !leader {
             continue;
@@ -84,6 +103,9 @@ pub async fn run(deps: LeaderDeps) {
             if let Err(e) = members.pass(&consensus, &nodes, &autopilot).await {
                 warn!(error = %e, "membership pass failed");
             }
+        }
+        if let Err(e) = control.pass(&consensus, &nodes, std::mem::take(&mut dirty)).await {
+            warn!(error = %e, "controller pass failed");
         }
         if let Err(e) = schedule::pass(&consensus, &nodes).await {
             warn!(error = %e, "scheduling pass failed");

@@ -27,6 +27,18 @@ pub fn node_info(n: &NodeObject, ready: bool) -> NodeInfo {
     }
 }
 
+/// The requests of every bound pod, by node.
+pub fn placed(pods: &[PodObject]) -> Vec<PlacedPod> {
+    pods.iter()
+        .filter_map(|p| {
+            Some(PlacedPod {
+                node: p.node.clone()?,
+                requests: scheduler::requests_of(&p.pod.spec),
+            })
+        })
+        .collect()
+}
+
 /// Places what is pending.
 pub async fn pass(c: &Consensus, gossip: &[NodeView]) -> Result<(), LeaderError> {
     let pending = c.replica.pending()?;
@@ -47,17 +59,7 @@ pub async fn pass(c: &Consensus, gossip: &[NodeView]) -> Result<(), LeaderError>
                 )
             })
             .collect(),
-        placed: c
-            .replica
-            .pods()?
-            .iter()
-            .filter_map(|p| {
-                Some(PlacedPod {
-                    node: p.node.clone()?,
-                    requests: scheduler::requests_of(&p.pod.spec),
-                })
-            })
-            .collect(),
+        placed: placed(&c.replica.pods()?),
     };
     for chunk in pending.chunks(BATCH) {
         let asks: Vec<PendingPod<'_>> = chunk

@@ -12,7 +12,7 @@ fn node() -> Node {
 
 fn pod(yaml_spec: &str) -> Box<Pod> {
     let text = format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {yaml_spec}");
-    Box::new(crate::api::parse_manifests(&text).unwrap().remove(0))
+    Box::new(crate::api::parse_pods(&text).unwrap().remove(0))
 }
 
 fn key() -> PodKey {

@@ -157,3 +157,14 @@ pub fn schedule(snapshot: &Snapshot, pending: &[PendingPod<'_>]) -> Vec<Decision
     let mut cluster = pipeline::Cluster::new(snapshot);
     pending.iter().map(|pod| cluster.place(pod)).collect()
 }
+
+/// Whether a pod with `spec` may run on `node` by its state, taints, node
+/// selector and required affinity, leaving resources aside (the
+/// DaemonSet controller's question).
+pub fn node_allows(spec: &PodSpec, node: &NodeInfo) -> bool {
+    let view = pipeline::NodeView::new(node, None);
+    filter::node_state::check(spec, node).is_ok()
+        && filter::taints::check(spec, &view).is_ok()
+        && filter::selector::matches(spec, node)
+        && filter::affinity::required_matches(spec, node)
+}

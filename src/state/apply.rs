@@ -2,6 +2,7 @@
 //! transaction. Deterministic: the same command on the same state gives the
 //! same rows and the same [`Response`] on every replica.
 
+use super::apply_workload;
 use super::read::{get_node, get_pod, put_node, put_pod};
 use super::{Binding, Command, Event, NodeObject, PodObject, Response, StatusReport, EVENTS_KEPT};
 use rusqlite::{params, Transaction};
@@ -15,16 +16,8 @@ pub fn apply_command(tx: &Transaction<'_>, cmd: &Command) -> rusqlite::Result<Re
         Command::PutPod { pod, uid, now_ms } => put_pod_cmd(tx, pod, uid, *now_ms)?,
         Command::DeletePod { namespace, name, now_ms } => match get_pod(tx, namespace, name)? {
             None => Response::Refused(format!("pod {name:?} not found in namespace {namespace:?}")),
-            Some(mut p) if p.node.is_some() => {
-                if p.deleting_ms.is_none() {
-                    p.deleting_ms = Some(*now_ms);
-                    p.status.terminating = true;
-                    put_pod(tx, &p)?;
-                }
-                Response::Done("deleted".into())
-            }
             Some(_) => {
-                remove_pod(tx, namespace, name)?;
+                delete_pod(tx, namespace, name, *now_ms)?;
                 Response::Done("deleted".into())
             }
         },
@@ -105,10 +98,47 @@ pub fn apply_command(tx: &Transaction<'_>, cmd: &Command) -> rusqlite::Result<Re
                 Response::Ok
             }
         },
+        Command::PutWorkload {
+            workload,
+            uid,
+            now_ms,
+            expect_generation,
+        } => apply_workload::put(tx, workload, uid, *now_ms, *expect_generation)?,
+        Command::DeleteWorkload {
+            kind,
+            namespace,
+            name,
+            cascade,
+            now_ms,
+        } => apply_workload::delete(tx, *kind, namespace, name, *cascade, *now_ms)?,
+        Command::Scale {
+            kind,
+            namespace,
+            name,
+            replicas,
+        } => apply_workload::scale(tx, *kind, namespace, name, *replicas)?,
+        Command::Reconcile { ops, now_ms } => apply_workload::reconcile(tx, ops, *now_ms)?,
     })
 }
 
-fn put_pod_cmd(tx: &Transaction<'_>, pod: &crate::api::manifest::Pod, uid: &str, now_ms: u64) -> rusqlite::Result<Response> {
+/// Deletes a pod: at once if no node holds it, else marks it for its node
+/// to stop (the node's report of it gone removes it).
+pub(super) fn delete_pod(tx: &Transaction<'_>, ns: &str, name: &str, now_ms: u64) -> rusqlite::Result<()> {
+    match get_pod(tx, ns, name)? {
+        Some(mut p) if p.node.is_some() => {
+            if p.deleting_ms.is_none() {
+                p.deleting_ms = Some(now_ms);
+                p.status.terminating = true;
+                put_pod(tx, &p)?;
+            }
+            Ok(())
+        }
+        Some(_) => remove_pod(tx, ns, name),
+        None => Ok(()),
+    }
+}
+
+pub(super) fn put_pod_cmd(tx: &Transaction<'_>, pod: &crate::api::manifest::Pod, uid: &str, now_ms: u64) -> rusqlite::Result<Response> {
     let (ns, name) = (pod.metadata.namespace(), pod.metadata.name.as_str());
     if let Some(mut existing) = get_pod(tx, ns, name)? {
         if existing.deleting_ms.is_some() {
@@ -233,7 +263,7 @@ fn remove_pod(tx: &Transaction<'_>, ns: &str, name: &str) -> rusqlite::Result<()
     Ok(())
 }
 
-fn event(tx: &Transaction<'_>, time_ms: u64, kind: &str, reason: &str, object: &str, message: &str) -> rusqlite::Result<()> {
+pub(super) fn event(tx: &Transaction<'_>, time_ms: u64, kind: &str, reason: &str, object: &str, message: &str) -> rusqlite::Result<()> {
     let e = Event {
         time_ms,
         kind: kind.into(),

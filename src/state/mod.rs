@@ -7,6 +7,7 @@
 //! sm_tokens(id, json)                        -- join tokens (SHA-256 of the secret only)
 //! sm_joined(name, key_sha256, token, joined_ms)
 //! sm_events(seq, json)                       -- the last EVENTS_KEPT events
+//! sm_workloads(kind, namespace, name, uid, json) -- WorkloadObject: Deployment, ReplicaSet, DaemonSet
 //! sm_meta(key, value)                        -- last applied log id, membership, next raft id
 //! ```
 //! Commands and objects only ever grow (new variants and fields at the end,
@@ -15,12 +16,15 @@
 //! the command, so every replica computes the same state.
 
 mod apply;
+mod apply_workload;
 mod read;
 mod snapshot;
+pub mod workload;
 
 pub use apply::apply_command;
 pub use read::Replica;
 pub use snapshot::{dump, load};
+pub use workload::{Cascade, Kind, Op, Workload, WorkloadObject, WorkloadStatus};
 
 use crate::api::manifest::Pod;
 use crate::api::status::PodStatus;
@@ -59,6 +63,18 @@ impl PodObject {
     /// `(namespace, name)`.
     pub fn key(&self) -> (String, String) {
         (self.pod.metadata.namespace().to_string(), self.pod.metadata.name.clone())
+    }
+
+    /// Counts toward its controller's replicas: not being deleted and not
+    /// finished (Succeeded or Failed), as Kubernetes' active pods.
+    pub fn is_active(&self) -> bool {
+        use crate::api::status::Phase;
+        self.deleting_ms.is_none() && !matches!(self.status.phase, Phase::Succeeded | Phase::Failed)
+    }
+
+    /// The uid of its controlling owner, if any.
+    pub fn owner_uid(&self) -> Option<&str> {
+        self.pod.metadata.controller().map(|o| o.uid.as_str())
     }
 }
 
@@ -298,6 +314,49 @@ pub enum Command {
         /// The new taints.
         taints: Vec<crate::scheduler::Taint>,
     },
+    /// Create or change a Deployment, ReplicaSet or DaemonSet.
+    PutWorkload {
+        /// The manifest.
+        workload: Box<Workload>,
+        /// Uid for a new object.
+        uid: String,
+        /// Proposer's clock.
+        now_ms: u64,
+        /// Refuse unless the object is at this generation (read-modify-write).
+        #[serde(default)]
+        expect_generation: Option<u64>,
+    },
+    /// Delete a workload and, unless orphaning, what it owns.
+    DeleteWorkload {
+        /// Kind.
+        kind: Kind,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// What happens to its dependents.
+        cascade: Cascade,
+        /// Proposer's clock.
+        now_ms: u64,
+    },
+    /// Set `spec.replicas` of a Deployment or ReplicaSet.
+    Scale {
+        /// Kind.
+        kind: Kind,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// New count.
+        replicas: i64,
+    },
+    /// One controller pass's writes.
+    Reconcile {
+        /// The writes, each checked again when applied.
+        ops: Vec<Op>,
+        /// Proposer's clock.
+        now_ms: u64,
+    },
 }
 
 impl Command {
@@ -315,6 +374,10 @@ impl Command {
             Command::PutToken(_) => "create token",
             Command::RemoveToken { .. } => "remove token",
             Command::Taint { .. } => "taint",
+            Command::PutWorkload { .. } => "apply workload",
+            Command::DeleteWorkload { .. } => "delete workload",
+            Command::Scale { .. } => "scale",
+            Command::Reconcile { .. } => "reconcile",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Reads of the replicated state from this node's own copy, and the row
 //! helpers [`apply`](super::apply) writes with.
 
+use super::workload::{Kind, WorkloadObject};
 use super::TokenRecord;
 use super::{Event, NodeObject, PodObject};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -20,6 +21,9 @@ CREATE TABLE IF NOT EXISTS sm_joined (
   name TEXT PRIMARY KEY, key_sha256 TEXT NOT NULL, token TEXT NOT NULL, joined_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sm_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sm_workloads (
+  kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL, json TEXT NOT NULL,
+  PRIMARY KEY (kind, namespace, name));
 ";
 
 /// This node's copy of the cluster state: one SQLite connection shared by
@@ -133,6 +137,20 @@ impl Replica {
             .optional()
     }
 
+    /// Every workload, by kind, namespace and name.
+    pub fn workloads(&self) -> rusqlite::Result<Vec<WorkloadObject>> {
+        query_json(
+            &self.conn(),
+            "SELECT json FROM sm_workloads ORDER BY kind, namespace, name",
+            params![],
+        )
+    }
+
+    /// One workload.
+    pub fn workload(&self, kind: Kind, namespace: &str, name: &str) -> rusqlite::Result<Option<WorkloadObject>> {
+        get_workload(&self.conn(), kind, namespace, name)
+    }
+
     /// Events, oldest first; only those about `object` when given.
     pub fn events(&self, object: Option<&str>) -> rusqlite::Result<Vec<Event>> {
         let all: Vec<Event> = query_json(&self.conn(), "SELECT json FROM sm_events ORDER BY seq", params![])?;
@@ -197,4 +215,56 @@ pub(crate) fn meta(c: &Connection, key: &str) -> rusqlite::Result<Option<String>
 pub(crate) fn set_meta(c: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
     c.execute("INSERT OR REPLACE INTO sm_meta VALUES (?1, ?2)", params![key, value])?;
     Ok(())
+}
+
+pub(crate) fn get_workload(c: &Connection, kind: Kind, ns: &str, name: &str) -> rusqlite::Result<Option<WorkloadObject>> {
+    Ok(query_json(
+        c,
+        "SELECT json FROM sm_workloads WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+        params![kind.as_str(), ns, name],
+    )?
+    .pop())
+}
+
+pub(crate) fn put_workload(c: &Connection, w: &WorkloadObject) -> rusqlite::Result<()> {
+    let (kind, ns, name) = w.key();
+    let json = serde_json::to_string(w).expect("plain struct");
+    c.execute(
+        "INSERT OR REPLACE INTO sm_workloads VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![kind.as_str(), ns, name, w.uid, json],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn remove_workload(c: &Connection, kind: Kind, ns: &str, name: &str) -> rusqlite::Result<()> {
+    c.execute(
+        "DELETE FROM sm_workloads WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+        params![kind.as_str(), ns, name],
+    )?;
+    Ok(())
+}
+
+/// Workloads of `ns` whose controller is the object with `uid` (uids are
+/// random, so the text search only narrows; the owner check decides).
+pub(crate) fn owned_workloads(c: &Connection, ns: &str, uid: &str) -> rusqlite::Result<Vec<WorkloadObject>> {
+    let v: Vec<WorkloadObject> = query_json(
+        c,
+        "SELECT json FROM sm_workloads WHERE namespace = ?1 AND instr(json, ?2) > 0",
+        params![ns, uid],
+    )?;
+    Ok(v.into_iter()
+        .filter(|w| w.workload.metadata().owner_references.iter().any(|o| o.uid == uid))
+        .collect())
+}
+
+/// Pods of `ns` with an owner reference to `uid`.
+pub(crate) fn owned_pods(c: &Connection, ns: &str, uid: &str) -> rusqlite::Result<Vec<PodObject>> {
+    let v: Vec<PodObject> = query_json(
+        c,
+        "SELECT json FROM sm_pods WHERE namespace = ?1 AND instr(json, ?2) > 0",
+        params![ns, uid],
+    )?;
+    Ok(v.into_iter()
+        .filter(|p| p.pod.metadata.owner_references.iter().any(|o| o.uid == uid))
+        .collect())
 }

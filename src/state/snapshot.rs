@@ -8,7 +8,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The tables a snapshot carries, in the order they are restored.
-const TABLES: [&str; 6] = ["sm_meta", "sm_nodes", "sm_tokens", "sm_joined", "sm_pods", "sm_events"];
+const TABLES: [&str; 7] = [
+    "sm_meta",
+    "sm_nodes",
+    "sm_tokens",
+    "sm_joined",
+    "sm_pods",
+    "sm_events",
+    "sm_workloads",
+];
 
 #[derive(Serialize, Deserialize, Default)]
 struct Dump {
