@@ -152,6 +152,17 @@ pub enum Request {
         /// Also DaemonSet pods.
         include_daemonsets: bool,
     },
+    /// Add, change or remove a node's labels (admin only), as `kubectl label`.
+    Label {
+        /// Node name.
+        node: String,
+        /// Labels to set.
+        set: std::collections::BTreeMap<String, String>,
+        /// Keys to remove.
+        remove: Vec<String>,
+        /// Whether an existing value may change.
+        overwrite: bool,
+    },
 }
 
 /// A change to a workload, as `scale`, `set image` and `rollout` make.

@@ -11,6 +11,7 @@ mod exec;
 mod get;
 mod hollow;
 mod image;
+mod label;
 mod logs;
 mod nodes;
 mod rollout;
@@ -83,6 +84,8 @@ enum Command {
     Uncordon(cordon::Args),
     /// Add or remove taints on a node.
     Taint(taint::Args),
+    /// Add, change or remove a node's labels.
+    Label(label::Args),
     /// Set the replicas of a deployment or replicaset.
     Scale(rollout::ScaleArgs),
     /// Change a deployment's image.
@@ -134,6 +137,7 @@ impl Cli {
                 Command::Cordon(a) => cordon::run(&ctx, a, true).await,
                 Command::Uncordon(a) => cordon::run(&ctx, a, false).await,
                 Command::Taint(a) => taint::run(&ctx, a).await,
+                Command::Label(a) => label::run(&ctx, a).await,
                 Command::Scale(a) => rollout::scale(&ctx, a).await,
                 Command::Set(c) => rollout::set(&ctx, c).await,
                 Command::Rollout(a) => rollout::rollout(&ctx, a).await,

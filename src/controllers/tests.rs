@@ -136,6 +136,7 @@ impl Sim {
             .map(|p| PendingPod {
                 key: p.key(),
                 spec: &p.pod.spec,
+                owner: p.owner_uid(),
             })
             .collect();
         let items = scheduler::schedule(&snapshot, &asks)

@@ -161,7 +161,8 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
         | Request::DeleteNode { .. }
         | Request::GetEvents { .. }
         | Request::Linearize
-        | Request::Taint { .. } => {
+        | Request::Taint { .. }
+        | Request::Label { .. } => {
             let r = super::cluster_api::handle(&deps.cluster, peer, req).await;
             reply(&mut send, &r).await?;
             if matches!(r, Reply::Left { .. }) {

@@ -65,7 +65,7 @@ pub async fn handle(deps: &ClusterDeps, peer: &str, req: Request) -> Reply {
             Ok(tokens) => Reply::Tokens { tokens },
             Err(e) => error(format!("reading the state: {e}")),
         },
-        Request::Cordon { .. } | Request::DeleteNode { .. } | Request::Taint { .. } if !admin => {
+        Request::Cordon { .. } | Request::DeleteNode { .. } | Request::Taint { .. } | Request::Label { .. } if !admin => {
             error(format!("changing nodes needs the admin credentials; {peer} is not admin"))
         }
         Request::Cordon { node, cordoned } => {
@@ -102,6 +102,39 @@ pub async fn handle(deps: &ClusterDeps, peer: &str, req: Request) -> Reply {
                 Command::Taint {
                     name: node.clone(),
                     taints,
+                },
+            )
+            .await
+        }
+        Request::Label {
+            node,
+            set,
+            remove,
+            overwrite,
+        } => {
+            let mut labels = match deps.consensus.replica.node(&node) {
+                Ok(Some(n)) => n.labels,
+                Ok(None) => return error(format!("node {node:?} not found")),
+                Err(e) => return error(format!("reading the state: {e}")),
+            };
+            for (k, v) in &set {
+                if let Err(why) = crate::api::validate::label_key(k).and_then(|_| crate::api::validate::label_value(v)) {
+                    return error(format!("label {k}={v}: {why}"));
+                }
+                if labels.get(k).is_some_and(|old| old != v) && !overwrite {
+                    return error(format!("'{k}' already has a value ({}), and --overwrite is false", labels[k]));
+                }
+            }
+            for k in &remove {
+                labels.remove(k);
+            }
+            labels.extend(set);
+            node_write(
+                deps,
+                &node,
+                Command::Label {
+                    name: node.clone(),
+                    labels,
                 },
             )
             .await

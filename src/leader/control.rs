@@ -10,6 +10,7 @@ use crate::controllers::{self, NodeHealth, Settings, Snapshot};
 use crate::gossip::{NodeStatus, NodeView};
 use crate::state::Command;
 use std::collections::BTreeMap;
+use tracing::{debug, info};
 
 /// What the pass remembers between runs (reset when leadership changes).
 #[derive(Default)]
@@ -17,8 +18,8 @@ pub struct Control {
     settings: Settings,
     /// Since when this leader has seen each node Down or Left (Unix ms).
     down_since: BTreeMap<String, u64>,
-    /// Ready per node at the last pass.
-    health: BTreeMap<String, bool>,
+    /// Ready and Down per node at the last pass.
+    health: BTreeMap<String, (bool, bool)>,
     /// When the clock alone changes a decision.
     wake_ms: Option<u64>,
 }
@@ -46,10 +47,14 @@ impl Control {
         for n in &nodes {
             let status = gossip.iter().find(|v| v.name == n.name).map(|v| v.status);
             let me = n.raft_id == c.id;
-            health.insert(n.name.clone(), me || status == Some(NodeStatus::Ready));
+            let down = !me && matches!(status, Some(NodeStatus::Down | NodeStatus::Left));
+            health.insert(n.name.clone(), (me || status == Some(NodeStatus::Ready), down));
             match status {
                 Some(NodeStatus::Down | NodeStatus::Left) if !me => {
-                    self.down_since.entry(n.name.clone()).or_insert(now);
+                    self.down_since.entry(n.name.clone()).or_insert_with(|| {
+                        info!(node = %n.name, "node down: its controllers' pods are replaced after their toleration");
+                        now
+                    });
                 }
                 _ => {
                     self.down_since.remove(&n.name);
@@ -64,7 +69,7 @@ impl Control {
         let nodes: Vec<NodeHealth> = nodes
             .into_iter()
             .map(|n| NodeHealth {
-                ready: self.health.get(&n.name).copied().unwrap_or(false),
+                ready: self.health.get(&n.name).is_some_and(|h| h.0),
                 down_since_ms: self.down_since.get(&n.name).copied(),
                 node: n,
             })
@@ -82,6 +87,14 @@ impl Control {
         if ops.is_empty() {
             return Ok(());
         }
+        let evictions = ops
+            .iter()
+            .filter(|o| matches!(o, crate::state::Op::DeletePod { reason, .. } if reason == "TaintManagerEviction"))
+            .count();
+        if evictions > 0 {
+            info!(evictions, down = ?self.down_since.keys().collect::<Vec<_>>(), "evicting pods from nodes that are down");
+        }
+        debug!(ops = ops.len(), "controller writes");
         c.write(Command::Reconcile { ops, now_ms: now }).await?;
         Ok(())
     }

@@ -34,6 +34,7 @@ pub fn placed(pods: &[PodObject]) -> Vec<PlacedPod> {
             Some(PlacedPod {
                 node: p.node.clone()?,
                 requests: scheduler::requests_of(&p.pod.spec),
+                owner: p.owner_uid().map(str::to_string),
             })
         })
         .collect()
@@ -67,6 +68,7 @@ pub async fn pass(c: &Consensus, gossip: &[NodeView]) -> Result<(), LeaderError>
             .map(|p| PendingPod {
                 key: p.key(),
                 spec: &p.pod.spec,
+                owner: p.owner_uid(),
             })
             .collect();
         let decisions = scheduler::schedule(&snapshot, &asks);

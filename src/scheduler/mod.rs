@@ -101,6 +101,9 @@ pub struct PlacedPod {
     pub node: String,
     /// The pod's effective requests ([`requests_of`]).
     pub requests: Requests,
+    /// The uid of its controller (ReplicaSet, DaemonSet), for spreading.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// CPU and memory a pod requests.
@@ -120,6 +123,8 @@ pub struct PendingPod<'a> {
     pub key: (String, String),
     /// The pod's specification.
     pub spec: &'a PodSpec,
+    /// The uid of its controller: replicas of one owner spread over nodes and zones.
+    pub owner: Option<&'a str>,
 }
 
 /// The scheduler's answer for one pending pod.

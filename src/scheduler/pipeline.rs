@@ -68,6 +68,9 @@ pub(crate) struct Cluster<'a> {
     by_name: BTreeMap<&'a str, usize>,
     /// Pods per zone, placed before or during this call.
     zone_pods: Vec<u64>,
+    /// Pods of each owner per node and per zone, for spreading replicas.
+    owner_nodes: BTreeMap<String, Vec<u64>>,
+    owner_zones: BTreeMap<String, Vec<u64>>,
     /// Reused for every pod: the nodes that passed the filters.
     candidates: Vec<Candidate>,
 }
@@ -94,11 +97,13 @@ impl<'a> Cluster<'a> {
             nodes,
             by_name,
             zone_pods: vec![0; zones.len()],
+            owner_nodes: BTreeMap::new(),
+            owner_zones: BTreeMap::new(),
             candidates: Vec::with_capacity(snapshot.nodes.len()),
         };
         for p in &snapshot.placed {
             if let Some(&i) = cluster.by_name.get(p.node.as_str()) {
-                cluster.commit(i, p.requests, p.requests.non_zero());
+                cluster.commit(i, p.requests, p.requests.non_zero(), p.owner.as_deref());
             }
         }
         cluster
@@ -113,7 +118,7 @@ impl<'a> Cluster<'a> {
                 let message = format!("node \"{name}\" not found");
                 return Decision::Unschedulable { key, message };
             };
-            self.commit(i, pod.requests, pod.non_zero);
+            self.commit(i, pod.requests, pod.non_zero, pending.owner);
             return Decision::Bind { key, node: name.into() };
         }
         if self.nodes.is_empty() {
@@ -121,14 +126,23 @@ impl<'a> Cluster<'a> {
             return Decision::Unschedulable { key, message };
         }
         self.candidates.clear();
+        // A pod with an owner spreads among its siblings; a bare pod over all pods' zones.
+        let (zone_pods, node_pods) = match pending.owner {
+            Some(o) => (
+                self.owner_zones.get(o).map(Vec::as_slice).unwrap_or(&[]),
+                self.owner_nodes.get(o).map(Vec::as_slice).unwrap_or(&[]),
+            ),
+            None => (self.zone_pods.as_slice(), &[][..]),
+        };
         for (i, node) in self.nodes.iter().enumerate() {
             if filter::run(&pod, node).is_ok() {
-                self.candidates.push(score::raw(i, &pod, node, &self.zone_pods));
+                let siblings = node_pods.get(i).copied().unwrap_or(0);
+                self.candidates.push(score::raw(i, &pod, node, zone_pods, siblings));
             }
         }
         match score::best(&self.candidates, &self.nodes) {
             Some(i) => {
-                self.commit(i, pod.requests, pod.non_zero);
+                self.commit(i, pod.requests, pod.non_zero, pending.owner);
                 let node = self.nodes[i].info.name.clone();
                 Decision::Bind { key, node }
             }
@@ -141,12 +155,20 @@ impl<'a> Cluster<'a> {
         }
     }
 
-    fn commit(&mut self, i: usize, requests: Requests, non_zero: Requests) {
+    fn commit(&mut self, i: usize, requests: Requests, non_zero: Requests, owner: Option<&str>) {
         let node = &mut self.nodes[i];
         node.used = node.used.plus(requests);
         node.used_non_zero = node.used_non_zero.plus(non_zero);
-        if let Some(z) = node.zone {
+        let zone = node.zone;
+        if let Some(z) = zone {
             self.zone_pods[z] += 1;
+        }
+        if let Some(o) = owner {
+            let (n, z) = (self.nodes.len(), self.zone_pods.len());
+            self.owner_nodes.entry(o.to_string()).or_insert_with(|| vec![0; n])[i] += 1;
+            if let Some(zi) = zone {
+                self.owner_zones.entry(o.to_string()).or_insert_with(|| vec![0; z])[zi] += 1;
+            }
         }
     }
 }

@@ -184,6 +184,7 @@ fn case_strategy() -> impl Strategy<Value = (Snapshot, Vec<PodSpec>)> {
                     cpu_milli,
                     memory_bytes: mem << 20,
                 },
+                owner: None,
             })
             .collect();
         (Snapshot { nodes, placed }, pods)
@@ -197,6 +198,7 @@ fn run(snapshot: &Snapshot, pods: &[PodSpec]) -> Vec<Decision> {
         .map(|(i, spec)| PendingPod {
             key: (s("ns"), format!("p{i}")),
             spec,
+            owner: None,
         })
         .collect();
     schedule(snapshot, &pending)

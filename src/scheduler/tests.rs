@@ -44,6 +44,7 @@ fn run(snapshot: &Snapshot, specs: &[PodSpec]) -> Vec<Decision> {
         .map(|(i, spec)| PendingPod {
             key: ("default".into(), format!("p{i}")),
             spec,
+            owner: None,
         })
         .collect();
     schedule(snapshot, &pending)
@@ -90,10 +91,12 @@ fn placed_pods_count_against_allocatable() {
     s.placed.push(PlacedPod {
         node: "a".into(),
         requests: big,
+        owner: None,
     });
     s.placed.push(PlacedPod {
         node: "gone".into(),
         requests: big,
+        owner: None,
     });
     assert_eq!(nodes_of(&run(&s, &[sized(200, 1, ""), sized(1, 1, "")])), ["a", "-"]);
 }
@@ -178,6 +181,7 @@ fn zone_spread_prefers_the_zone_with_fewer_pods() {
         .map(|n| PlacedPod {
             node: n.into(),
             requests: tiny,
+            owner: None,
         })
         .into();
     assert_eq!(nodes_of(&run(&s, &[sized(100, 1, "")])), ["c"]);
@@ -264,4 +268,39 @@ fn scheduler_throughput() {
         bound as f64 / elapsed.as_secs_f64()
     );
     assert_eq!(bound, specs.len());
+}
+
+#[test]
+fn replicas_of_one_owner_spread_over_nodes() {
+    let mut s = Snapshot {
+        nodes: ["a", "b", "c"].map(node).into(),
+        placed: vec![],
+    };
+    // "a" holds two of x's replicas and is otherwise the emptiest node.
+    for _ in 0..2 {
+        s.placed.push(PlacedPod {
+            node: "a".into(),
+            requests: Requests::default(),
+            owner: Some("x".into()),
+        });
+    }
+    for n in ["b", "c"] {
+        s.placed.push(PlacedPod {
+            node: n.into(),
+            requests: Requests {
+                cpu_milli: 500,
+                memory_bytes: 0,
+            },
+            owner: None,
+        });
+    }
+    let spec = spec_with("");
+    let pending: Vec<_> = (0..3)
+        .map(|i| PendingPod {
+            key: ("default".into(), format!("x{i}")),
+            spec: &spec,
+            owner: Some("x"),
+        })
+        .collect();
+    assert_eq!(nodes_of(&schedule(&s, &pending)), ["b", "c", "b"]);
 }

@@ -118,6 +118,15 @@ pub fn apply_command(tx: &Transaction<'_>, cmd: &Command) -> rusqlite::Result<Re
             replicas,
         } => apply_workload::scale(tx, *kind, namespace, name, *replicas)?,
         Command::Reconcile { ops, now_ms } => apply_workload::reconcile(tx, ops, *now_ms)?,
+        Command::Label { name, labels } => match get_node(tx, name)? {
+            None => Response::Refused(format!("node {name:?} not found")),
+            Some(mut n) => {
+                let action = if n.labels == *labels { "not labeled" } else { "labeled" };
+                n.labels = labels.clone();
+                put_node(tx, &n)?;
+                Response::Done(action.into())
+            }
+        },
     })
 }
 

@@ -357,6 +357,13 @@ pub enum Command {
         /// Proposer's clock.
         now_ms: u64,
     },
+    /// Set a node's labels (the whole map).
+    Label {
+        /// Node.
+        name: String,
+        /// The new labels.
+        labels: BTreeMap<String, String>,
+    },
 }
 
 impl Command {
@@ -378,6 +385,7 @@ impl Command {
             Command::DeleteWorkload { .. } => "delete workload",
             Command::Scale { .. } => "scale",
             Command::Reconcile { .. } => "reconcile",
+            Command::Label { .. } => "label",
         }
     }
 }

@@ -14,7 +14,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_shoal");
 
 pub fn images_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/out");
-    if !dir.join("busybox.tar").exists() {
+    if !["busybox.tar", "web-v2.tar", "fluentd.tar"].iter().all(|t| dir.join(t).exists()) {
         let st = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh"))
             .status()
             .expect("run images/build.sh");

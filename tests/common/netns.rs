@@ -280,6 +280,12 @@ impl Net {
 }
 
 impl Net {
+    /// Imports `images/out/<tar>` on host `i`.
+    pub fn import(&self, i: usize, tar: &str) {
+        let tar = super::images_dir().join(tar);
+        self.ok(i, &["image", "import", tar.to_str().unwrap(), "--server", &self.addr(i)]);
+    }
+
     /// Imports the test busybox image on host `i`.
     pub fn import_busybox(&self, i: usize) {
         let tar = super::images_dir().join("busybox.tar");
@@ -427,6 +433,30 @@ impl NetClient {
             .expect("run shoal apply");
         child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
         child.wait_with_output().unwrap()
+    }
+}
+
+impl NetClient {
+    /// `shoal ARGS --server <host i>` inside host `i`.
+    pub fn run(&self, i: usize, args: &[&str]) -> Output {
+        let (ns, addr) = &self.hosts[i - 1];
+        in_ns(ns)
+            .arg(BIN)
+            .args(args)
+            .args(["--server", addr])
+            .env("SHOAL_CONFIG", &self.conf)
+            .env("SHOAL_LOG", "warn")
+            .output()
+            .expect("run shoal in a namespace")
+    }
+
+    /// `get pods -A -o json` from host `i`'s replica.
+    pub fn pods(&self, i: usize) -> Option<Vec<serde_json::Value>> {
+        let out = self.run(i, &["get", "pods", "-A", "-o", "json"]);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
     }
 }
 

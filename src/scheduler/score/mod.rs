@@ -21,6 +21,9 @@ pub(crate) const MAX_SCORE: u64 = 100;
 const TAINT_TOLERATION_WEIGHT: u64 = 3;
 const NODE_AFFINITY_WEIGHT: u64 = 2;
 const ZONE_SPREAD_WEIGHT: u64 = 2;
+/// Kubernetes' default topology spread has a hostname constraint beside
+/// the zone one, in the same plugin: replicas of one owner avoid sharing a node.
+const NODE_SPREAD_WEIGHT: u64 = 2;
 const LEAST_ALLOCATED_WEIGHT: u64 = 1;
 
 /// A node that passed the filters, with the raw value of each score.
@@ -32,6 +35,8 @@ pub(crate) struct Candidate {
     pub least_allocated: u64,
     /// Pods in the node's zone; `None` for a node with no zone.
     pub zone_pods: Option<u64>,
+    /// Pods of the same owner on the node.
+    pub siblings: u64,
     /// Untolerated PreferNoSchedule taints.
     pub intolerable: u64,
     /// Sum of the weights of the preferred terms the node matches.
@@ -39,11 +44,12 @@ pub(crate) struct Candidate {
 }
 
 /// The raw scores of one node; the relative ones are normalised in [`best`].
-pub(crate) fn raw(index: usize, pod: &PodView<'_>, node: &NodeView<'_>, zone_pods: &[u64]) -> Candidate {
+pub(crate) fn raw(index: usize, pod: &PodView<'_>, node: &NodeView<'_>, zone_pods: &[u64], siblings: u64) -> Candidate {
     Candidate {
         node: index,
         least_allocated: least_allocated::score(pod.non_zero, node),
-        zone_pods: node.zone.map(|z| zone_pods[z]),
+        zone_pods: node.zone.map(|z| zone_pods.get(z).copied().unwrap_or(0)),
+        siblings,
         intolerable: taint_toleration::raw(pod.spec, node.info),
         preferred: node_affinity::raw(pod.spec, node.info),
     }
@@ -53,12 +59,14 @@ pub(crate) fn raw(index: usize, pod: &PodView<'_>, node: &NodeView<'_>, zone_pod
 pub(crate) fn best(candidates: &[Candidate], nodes: &[NodeView<'_>]) -> Option<usize> {
     let max = |f: fn(&Candidate) -> u64| candidates.iter().map(f).max().unwrap_or(0);
     let max_zone = max(|c| c.zone_pods.unwrap_or(0));
+    let max_siblings = max(|c| c.siblings);
     let max_intolerable = max(|c| c.intolerable);
     let max_preferred = max(|c| c.preferred);
     let total = |c: &Candidate| {
         TAINT_TOLERATION_WEIGHT * taint_toleration::normalize(c.intolerable, max_intolerable)
             + NODE_AFFINITY_WEIGHT * node_affinity::normalize(c.preferred, max_preferred)
             + ZONE_SPREAD_WEIGHT * zone_spread::normalize(c.zone_pods, max_zone)
+            + NODE_SPREAD_WEIGHT * default_normalize(c.siblings, max_siblings, true)
             + LEAST_ALLOCATED_WEIGHT * c.least_allocated
     };
     let mut best: Option<(u64, usize)> = None;
@@ -99,6 +107,7 @@ mod tests {
             node,
             least_allocated,
             zone_pods,
+            siblings: 0,
             intolerable,
             preferred,
         }

@@ -1,6 +1,6 @@
-//! Zone spread: prefer the zone with the fewest pods. Pods are counted per
-//! zone over the whole cluster (placed before and during this call), not per
-//! workload: Shoal has no workload owner to group by yet. Normalised as
+//! Zone spread: prefer the zone with the fewest pods: of the same owner for
+//! a pod with a controller, of all pods for a bare one (placed before and
+//! during this call). Normalised as
 //! Kubernetes' PodTopologySpread is: the zone with the most pods scores 0, an
 //! empty one 100, and a node without a zone 0 (it cannot help spreading).
 
