@@ -95,9 +95,11 @@ spec:
         let described = node.ok(&["describe", "pod", name]);
         assert!(described.contains("Ready          False"), "{described}");
     }
-    // The probe went to the container over the pod's loopback: httpd logs it.
+    // The probes reached httpd over the pod's loopback, with their paths.
     let logs = node.ok(&["logs", "web"]);
-    assert!(logs.contains("/index.html"), "{logs}");
+    assert!(logs.contains("127.0.0.1]") && logs.contains("response:200"), "{logs}");
+    let logs = node.ok(&["logs", "web-wrong-path"]);
+    assert!(logs.contains("response:404"), "{logs}");
 }
 
 #[test]

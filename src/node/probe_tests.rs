@@ -400,14 +400,18 @@ fn a_seeded_random_history_keeps_the_probe_invariants() {
     use rand::{RngExt, SeedableRng};
     use std::collections::BTreeSet;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x9_80BE);
-    let mut n = node();
+    let mut n = Node::new(NodeConfig {
+        node_name: "n1".into(),
+        backoff_base_ms: 1_000,
+        backoff_max_ms: 4_000,
+    });
     let spec = format!(
         "{{containers: [\
          {{name: a, image: busybox, readinessProbe: {{{EXEC}, initialDelaySeconds: 3, periodSeconds: 2, successThreshold: 2}}}},\
          {{name: c, image: busybox, startupProbe: {{{EXEC}, periodSeconds: 1, failureThreshold: 4}},\
            livenessProbe: {{{EXEC}, initialDelaySeconds: 1, periodSeconds: 1}}, readinessProbe: {{{EXEC}, periodSeconds: 1}}}}]}}"
     );
-    n.handle(
+    let mut fx = n.handle(
         Input::Apply {
             pod: pod(&spec),
             uid: "u".into(),
@@ -425,15 +429,61 @@ fn a_seeded_random_history_keeps_the_probe_invariants() {
     let mut next_pid = 100;
     let mut now = 0u64;
     let mut since = None;
+    let (mut issued, mut became_ready, mut kills) = (0, 0, 0);
     for _ in 0..5000 {
+        // The effects of the input, then of each start it led to.
+        let mut pending = vec![fx];
+        while let Some(fx) = pending.pop() {
+            let st_before = n.status(&key()).unwrap();
+            kills += fx.iter().filter(|e| matches!(e, Effect::Kill { .. })).count();
+            for (c, kind, pid) in probes(&fx) {
+                issued += 1;
+                let (run_pid, started) = runs[&c];
+                assert_eq!(pid, run_pid, "probe for a run that is not the current one");
+                assert!(now >= started + delay(&c, kind), "{c} {kind} probed before its initial delay");
+                assert!(out.insert((c.clone(), kind, pid)), "second {kind} probe of {c} while one is out");
+                let cs = st_before.container_statuses.iter().find(|s| s.name == c).unwrap();
+                if kind != Startup {
+                    assert_eq!(cs.started, Some(true), "{kind} probe of {c} before it started");
+                }
+            }
+            for e in &fx {
+                if let Effect::Start { container, .. } = e {
+                    assert!(!runs.contains_key(container));
+                    next_pid += 1;
+                    runs.insert(container.clone(), (next_pid, now));
+                    out.retain(|(c, _, _)| c != container);
+                    pending.push(n.handle(
+                        Input::Started {
+                            key: key(),
+                            container: container.clone(),
+                            pid: next_pid,
+                        },
+                        now,
+                    ));
+                }
+            }
+        }
+        let st = n.status(&key()).unwrap();
+        let all_ready = st.container_statuses.iter().all(|c| c.ready);
+        assert_eq!(st.ready_since.is_some(), all_ready, "ready_since disagrees with the containers");
+        if let (Some(before), Some(after)) = (since, st.ready_since) {
+            assert_eq!(before, after, "ready_since moved while the pod stayed ready");
+        }
+        became_ready += usize::from(since.is_none() && st.ready_since.is_some());
+        assert!(st.ready_since.is_none_or(|t| t <= now));
+        since = st.ready_since;
+        for c in &st.container_statuses {
+            assert!(!c.ready || c.started == Some(true), "{} ready but not started", c.name);
+        }
         now += rng.random_range(0..700);
-        let fx = match rng.random_range(0..10) {
-            0..=4 => tick(&mut n, now),
-            5..=8 if !out.is_empty() => {
+        fx = match rng.random_range(0..40) {
+            0..=19 => tick(&mut n, now),
+            20..=38 if !out.is_empty() => {
                 let pick = out.iter().nth(rng.random_range(0..out.len())).cloned().unwrap();
                 out.remove(&pick);
                 let (c, kind, pid) = pick;
-                let ok = rng.random_bool(0.7);
+                let ok = rng.random_bool(0.6);
                 n.handle(
                     Input::ProbeResult {
                         key: key(),
@@ -446,7 +496,7 @@ fn a_seeded_random_history_keeps_the_probe_invariants() {
                     now,
                 )
             }
-            9 if !runs.is_empty() => {
+            39 if !runs.is_empty() => {
                 let c = runs.keys().nth(rng.random_range(0..runs.len())).cloned().unwrap();
                 let (_, started) = runs.remove(&c).unwrap();
                 let exit = ExitInfo {
@@ -467,43 +517,10 @@ fn a_seeded_random_history_keeps_the_probe_invariants() {
             }
             _ => Vec::new(),
         };
-        let st_before = n.status(&key()).unwrap();
-        for (c, kind, pid) in probes(&fx) {
-            let (run_pid, started) = runs[&c];
-            assert_eq!(pid, run_pid, "probe for a run that is not the current one");
-            assert!(now >= started + delay(&c, kind), "{c} {kind} probed before its initial delay");
-            assert!(out.insert((c.clone(), kind, pid)), "second {kind} probe of {c} while one is out");
-            let cs = st_before.container_statuses.iter().find(|s| s.name == c).unwrap();
-            if kind != Startup {
-                assert_eq!(cs.started, Some(true), "{kind} probe of {c} before it started");
-            }
-        }
-        for e in &fx {
-            if let Effect::Start { container, .. } = e {
-                assert!(!runs.contains_key(container));
-                next_pid += 1;
-                runs.insert(container.clone(), (next_pid, now));
-                out.retain(|(c, _, _)| c != container);
-                n.handle(
-                    Input::Started {
-                        key: key(),
-                        container: container.clone(),
-                        pid: next_pid,
-                    },
-                    now,
-                );
-            }
-        }
-        let st = n.status(&key()).unwrap();
-        let all_ready = st.container_statuses.iter().all(|c| c.ready);
-        assert_eq!(st.ready_since.is_some(), all_ready, "ready_since disagrees with the containers");
-        if let (Some(before), Some(after)) = (since, st.ready_since) {
-            assert_eq!(before, after, "ready_since moved while the pod stayed ready");
-        }
-        assert!(st.ready_since.is_none_or(|t| t <= now));
-        since = st.ready_since;
-        for c in &st.container_statuses {
-            assert!(!c.ready || c.started == Some(true), "{} ready but not started", c.name);
-        }
     }
+    // The history went through every case, not around them.
+    assert!(
+        issued > 1000 && became_ready > 20 && kills > 10,
+        "{issued} probes, {became_ready} times ready, {kills} kills"
+    );
 }
