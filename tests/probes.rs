@@ -104,7 +104,7 @@ spec:
 
 #[test]
 fn tcp_socket_probes_connect_inside_the_pod() {
-    let node = TestNode::start("probe-tcp");
+    let mut node = TestNode::start("probe-tcp");
     applied(
         &node,
         "apiVersion: v1
@@ -129,11 +129,20 @@ spec:
     readinessProbe: {tcpSocket: {port: 9999}, periodSeconds: 1}
 ",
     );
-    wait_ready(&node, "tcp-ok");
+    let ready = wait_ready(&node, "tcp-ok");
     node.wait_pod("tcp-closed", 30, "running", |p| container(p)["state"]["running"].is_object());
     stays_unready(&node, "tcp-closed", 3);
     // The liveness probe kept passing: no restart.
     assert_eq!(container(&node.pod("tcp-ok"))["restartCount"], 0);
+    // A restarted agent re-adopts the pod and probes on: still ready, since the same time.
+    node.kill_agent();
+    node.start_agent();
+    std::thread::sleep(Duration::from_secs(3));
+    let p = node.pod("tcp-ok");
+    assert_eq!(container(&p)["ready"], true, "{p:#}");
+    assert_eq!(p["status"]["readySince"], ready["status"]["readySince"], "{p:#}");
+    assert_eq!(container(&p)["pid"], container(&ready)["pid"]);
+    stays_unready(&node, "tcp-closed", 2);
 }
 
 #[test]
