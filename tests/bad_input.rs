@@ -25,8 +25,15 @@ fn bad_manifests_are_refused_by_name_and_nothing_is_lost() {
         &node,
         &GOOD
             .replace("name: good", "name: other")
-            .replace("command:", "livenessProbe: {}, command:"),
-        &["livenessProbe", "spec.containers[0]"],
+            .replace("command:", "lifecycle: {}, command:"),
+        &["lifecycle", "spec.containers[0]"],
+    );
+    refused(
+        &node,
+        &GOOD
+            .replace("name: good", "name: other")
+            .replace("command:", "livenessProbe: {httpGet: {port: http}}, command:"),
+        &["spec.containers[0].livenessProbe.httpGet.port", "does not name a port"],
     );
     refused(&node, &GOOD.replace("name: good", "name: Bad_Name"), &["metadata.name", "RFC 1123"]);
     refused(

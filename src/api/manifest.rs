@@ -4,9 +4,11 @@
 //! error that names it, never silently dropped. Field names and meanings are
 //! Kubernetes' own, so a Pod manifest that works there works here.
 
+mod probe;
 mod scheduling;
 mod workload;
 
+pub use probe::{ExecAction, HttpGetAction, HttpHeader, IntOrString, Probe, Scheme, TcpSocketAction};
 pub use scheduling::{
     Affinity, NodeAffinity, NodeSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, PreferredSchedulingTerm,
     TaintEffect, Toleration, TolerationOperator,
@@ -186,6 +188,17 @@ pub struct Container {
     /// User, group and privilege settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
+    /// Failing it past its threshold kills the container, which then
+    /// restarts as its restart policy says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Probe>,
+    /// While it fails the container is not ready (nor is the pod).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Probe>,
+    /// Until it succeeds no other probe runs and the container is not
+    /// started; failing it past its threshold kills the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_probe: Option<Probe>,
 }
 
 /// Image pull policy; accepted for compatibility.

@@ -171,9 +171,9 @@ mod tests {
 
     #[test]
     fn unknown_field_is_named_with_its_path() {
-        let text = POD.replace("image: busybox", "image: busybox\n    livenessProbe: {}");
+        let text = POD.replace("image: busybox", "image: busybox\n    lifecycle: {}");
         let err = parse_manifests(&text).unwrap_err().to_string();
-        assert!(err.contains("spec.containers[0]") && err.contains("livenessProbe"), "{err}");
+        assert!(err.contains("spec.containers[0]") && err.contains("lifecycle"), "{err}");
     }
 
     #[test]

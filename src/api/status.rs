@@ -75,8 +75,14 @@ pub struct ContainerStatus {
     pub last_state: Option<ContainerState>,
     /// How often it was started again.
     pub restart_count: u32,
-    /// Whether it runs now.
+    /// Kubernetes' ready. An app container: it runs, its startup probe (if
+    /// any) has passed, and its readiness probe (if any) passes. An init
+    /// container: it exited 0.
     pub ready: bool,
+    /// Kubernetes' started: it runs and its startup probe (if any) has
+    /// passed. False while not running. Absent in statuses from before probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<bool>,
     /// Host pid of the container's process while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<i32>,
@@ -97,6 +103,11 @@ pub struct PodStatus {
     /// True while the pod is being deleted.
     #[serde(default)]
     pub terminating: bool,
+    /// Unix ms when the pod last became Ready (every app container ready);
+    /// absent while it is not Ready. Kept while the pod stays Ready, so a
+    /// pod that stopped being Ready and became Ready again carries the later time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_since: Option<u64>,
     /// Init containers, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub init_container_statuses: Vec<ContainerStatus>,

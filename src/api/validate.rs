@@ -5,6 +5,7 @@ use super::quantity::Quantity;
 use crate::runtime::image::ImageRef;
 use std::collections::HashSet;
 
+mod probe;
 mod scheduling;
 mod workload;
 
@@ -119,6 +120,9 @@ pub fn validate_pod(pod: &Pod) -> Vec<String> {
             bad(format!("{field}.name"), format!("duplicate container name {:?}", c.name));
         }
         for p in validate_container(c, &volumes) {
+            problems_push(&mut bad, &field, p);
+        }
+        for p in probe::validate_probes(c, list == "initContainers") {
             problems_push(&mut bad, &field, p);
         }
     }

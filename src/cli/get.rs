@@ -1,6 +1,7 @@
 //! `shoal get pods|nodes` and `shoal describe pod NAME`.
 
 use super::{age, Ctx, Output};
+use crate::api::manifest::{Container, Probe};
 use crate::api::status::ContainerState;
 use crate::api::wire::{PodRef, PodView, Reply, Request};
 use anyhow::{bail, Result};
@@ -185,6 +186,41 @@ fn state_line(s: &ContainerState) -> String {
     }
 }
 
+fn title_case(b: bool) -> &'static str {
+    if b {
+        "True"
+    } else {
+        "False"
+    }
+}
+
+/// The probes of a container, as kubectl describes them.
+fn probe_lines(c: &Container) {
+    let probes = [
+        ("Liveness: ", &c.liveness_probe),
+        ("Readiness:", &c.readiness_probe),
+        ("Startup:  ", &c.startup_probe),
+    ];
+    for (title, probe) in probes {
+        if let Some(p) = probe {
+            println!("    {title} {}", probe_line(p));
+        }
+    }
+}
+
+fn probe_line(p: &Probe) -> String {
+    let handler = match (&p.exec, &p.http_get, &p.tcp_socket) {
+        (Some(e), _, _) => format!("exec {:?}", e.command),
+        (None, Some(h), _) => format!("http-get http://{}:{}{}", h.host, h.port, h.path),
+        (None, None, Some(t)) => format!("tcp-socket {}:{}", t.host, t.port),
+        (None, None, None) => "<none>".into(),
+    };
+    format!(
+        "{handler} delay={}s timeout={}s period={}s #success={} #failure={}",
+        p.initial_delay_seconds, p.timeout_seconds, p.period_seconds, p.success_threshold, p.failure_threshold
+    )
+}
+
 pub(super) async fn describe(ctx: &Ctx, a: DescribeArgs) -> Result<i32> {
     let (kind_word, name) = super::kind_name_required("describe", &a.kind, a.name)?;
     if let Some(kind) = super::workloads::kind_of(&kind_word) {
@@ -234,11 +270,16 @@ pub(super) async fn describe(ctx: &Ctx, a: DescribeArgs) -> Result<i32> {
                 if let Some(l) = &s.last_state {
                     println!("    Last:      {}", state_line(l));
                 }
+                println!("    Ready:     {}", title_case(s.ready));
+                if let Some(started) = s.started {
+                    println!("    Started:   {}", title_case(started));
+                }
                 println!("    Restarts:  {}", s.restart_count);
                 if let Some(pid) = s.pid {
                     println!("    Pid:       {pid}");
                 }
             }
+            probe_lines(c);
             if !c.resources.is_empty() {
                 println!("    Limits:    {:?}", c.resources.limits);
                 println!("    Requests:  {:?}", c.resources.requests);
@@ -250,6 +291,12 @@ pub(super) async fn describe(ctx: &Ctx, a: DescribeArgs) -> Result<i32> {
         Some(why) => println!("  PodScheduled   False (Unschedulable: {why})"),
         None if p.status.node_name.is_empty() => println!("  PodScheduled   False"),
         None => println!("  PodScheduled   True"),
+    }
+    if !p.status.node_name.is_empty() {
+        match p.status.ready_since {
+            Some(t) => println!("  Ready          True (since {} ago)", age(t)),
+            None => println!("  Ready          False"),
+        }
     }
     let object = format!("pod/{}/{}", m.namespace(), m.name);
     let events = super::events::fetch(ctx, Some(object)).await?;

@@ -2,6 +2,7 @@
 //! stream carries one request.
 
 use crate::api::manifest::Container;
+use crate::api::status::ContainerState;
 use crate::api::wire::{PodRef, Reply, Request};
 use crate::daemon::shutdown::Shutdown;
 use crate::runtime::image::ImageStore;
@@ -270,7 +271,7 @@ async fn exec(
         .container_statuses
         .iter()
         .chain(&rec.status.init_container_statuses)
-        .any(|s| s.name == c.name && s.ready);
+        .any(|s| s.name == c.name && matches!(s.state, ContainerState::Running { .. }));
     if !running {
         return reply(send, &error(format!("container {:?} of pod {:?} is not running", c.name, p.name))).await;
     }

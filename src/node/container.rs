@@ -1,5 +1,6 @@
 //! One container slot of a pod: its status enum and the guards on it.
 
+use super::probe::Probes;
 use crate::api::status::{ContainerState, ContainerStatus};
 use crate::runtime::ExitInfo;
 
@@ -61,6 +62,11 @@ pub struct Slot {
     pub crashes: u32,
     /// Whether it ever ran.
     pub started_once: bool,
+    /// The probes of the current run, while it runs.
+    pub probes: Option<Probes>,
+    /// When a probe failure killed the current run: the SIGKILL deadline
+    /// after the SIGTERM, until the SIGKILL is sent.
+    pub kill_at: Option<u64>,
 }
 
 /// A run that lasted this long resets the back-off, as in Kubernetes.
@@ -88,6 +94,8 @@ impl Slot {
             restart_count: 0,
             crashes: 0,
             started_once: false,
+            probes: None,
+            kill_at: None,
         }
     }
 
@@ -107,6 +115,20 @@ impl Slot {
             started_at: exit.started_at,
             finished_at: exit.finished_at,
         }
+    }
+
+    /// Kubernetes' `started`: running, and the startup probe (if any) passed.
+    pub fn started(&self) -> bool {
+        matches!(self.status, Status::Running { .. }) && self.probes.as_ref().is_none_or(Probes::started)
+    }
+
+    /// Kubernetes' `ready`. An app container: started, and the readiness
+    /// probe (if any) passes. An init container: it exited 0.
+    pub fn ready(&self) -> bool {
+        if self.init {
+            return self.status == Status::Done && matches!(self.last, Some(ContainerState::Terminated { exit_code: 0, .. }));
+        }
+        self.started() && self.probes.as_ref().is_none_or(Probes::ready)
     }
 
     /// The API view of this slot.
@@ -141,7 +163,8 @@ impl Slot {
         ContainerStatus {
             name: self.name.clone(),
             image: self.image.clone(),
-            ready: matches!(self.status, Status::Running { .. }),
+            ready: self.ready(),
+            started: Some(self.started()),
             state,
             last_state: last,
             restart_count: self.restart_count,

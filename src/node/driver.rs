@@ -8,8 +8,8 @@
 //! them through the leader. Cut off from the cluster, the node goes on with
 //! its replica as it is.
 //!
-//! Every turn of the loop must be quick: starts, exits and teardowns run in
-//! their own tasks and report back over the `node_events` channel.
+//! Every turn of the loop must be quick: starts, exits, probes and teardowns
+//! run in their own tasks and report back over the `node_events` channel.
 
 use super::{Effect, Input, Node, PodKey};
 use crate::api::manifest::Pod;
@@ -22,7 +22,7 @@ use crate::store::{PodRecord, RuntimeHandle, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Everything the loop needs.
 pub struct NodeDeps {
@@ -126,7 +126,26 @@ pub async fn run(deps: NodeDeps) {
 
 impl Driver {
     fn feed(&mut self, input: Input) {
+        let failed = match &input {
+            Input::ProbeResult {
+                key,
+                container,
+                kind,
+                ok: false,
+                message,
+                ..
+            } => {
+                debug!(pod = ?key, %container, %kind, %message, "probe failed");
+                Some((key.clone(), container.clone(), *kind, message.clone()))
+            }
+            _ => None,
+        };
         let fx = self.node.handle(input, now_ms());
+        if let Some((key, container, kind, message)) = failed {
+            if fx.iter().any(|e| matches!(e, Effect::Kill { .. })) {
+                warn!(pod = ?key, %container, %kind, %message, "probe failed past its threshold; killing the container");
+            }
+        }
         for e in fx {
             self.effect(e);
         }
@@ -221,6 +240,29 @@ impl Driver {
                     }
                 };
                 tokio::spawn(async move { start_container(rt, events, key, uid, pod, container).await });
+            }
+            Effect::Probe {
+                key,
+                uid,
+                container,
+                kind,
+                probe,
+                pid,
+            } => {
+                let rt = self.runtime.clone();
+                let events = self.events.clone();
+                tokio::spawn(async move {
+                    let result = rt.probe(&uid, &container, &probe).await;
+                    let input = Input::ProbeResult {
+                        key,
+                        container,
+                        kind,
+                        pid,
+                        ok: result.is_ok(),
+                        message: result.err().map(|e| e.to_string()).unwrap_or_default(),
+                    };
+                    let _ = events.send((input, None)).await;
+                });
             }
             Effect::Kill { pid, signal } => {
                 if let Ok(sig) = nix::sys::signal::Signal::try_from(signal) {

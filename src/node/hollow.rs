@@ -175,8 +175,9 @@ async fn accept(
     endpoint.close(0u32.into(), b"shutdown");
 }
 
-/// The recording runtime: a pod bound here is Running at once; a pod being
-/// deleted is gone at once.
+/// The recording runtime: a pod bound here is Running and Ready at once (as
+/// if every probe passed: no process runs to probe); a pod being deleted is
+/// gone at once.
 async fn record(c: Consensus, name: String, reports: mpsc::UnboundedSender<StatusReport>, mut shutdown: Shutdown) {
     let mut applied = c.replica.subscribe();
     let mut told: HashMap<(String, String), (String, bool)> = HashMap::new();
@@ -217,6 +218,7 @@ fn running(p: &PodObject, node: &str, now: u64) -> PodStatus {
         last_state: None,
         restart_count: 0,
         ready: true,
+        started: Some(true),
         pid: None,
     };
     PodStatus {
@@ -224,6 +226,7 @@ fn running(p: &PodObject, node: &str, now: u64) -> PodStatus {
         node_name: node.to_string(),
         start_time: Some(now),
         terminating: false,
+        ready_since: Some(now),
         init_container_statuses: Vec::new(),
         container_statuses: p.pod.spec.containers.iter().map(view).collect(),
     }

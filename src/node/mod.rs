@@ -5,12 +5,14 @@
 pub mod container;
 pub mod driver;
 pub mod hollow;
+pub mod probe;
 pub mod report;
 
-use crate::api::manifest::{Pod, RestartPolicy};
+use crate::api::manifest::{Pod, Probe, RestartPolicy};
 use crate::api::status::{ContainerState, Phase, PodStatus};
 use crate::runtime::ExitInfo;
 use container::{backoff, Slot, Status, BACKOFF_RESET_MS};
+use probe::{ProbeKind, Probes};
 use std::collections::BTreeMap;
 
 /// `(namespace, name)` of a pod.
@@ -75,6 +77,22 @@ pub enum Input {
         /// The container.
         container: String,
     },
+    /// A probe handed out by `Effect::Probe` ended.
+    ProbeResult {
+        /// The pod.
+        key: PodKey,
+        /// The container.
+        container: String,
+        /// Which probe.
+        kind: ProbeKind,
+        /// The host pid the probe was for: a result for an earlier run of
+        /// the container is ignored.
+        pid: i32,
+        /// Passed.
+        ok: bool,
+        /// Why it failed, for people (the core does not read it).
+        message: String,
+    },
     /// Time passed.
     Tick,
 }
@@ -109,6 +127,22 @@ pub enum Effect {
     },
     /// The pod's status changed: store it.
     Persist(PodKey),
+    /// Run one probe against a running container and feed back
+    /// `Input::ProbeResult`, within the probe's `timeoutSeconds`.
+    Probe {
+        /// The pod.
+        key: PodKey,
+        /// Its uid.
+        uid: String,
+        /// The container.
+        container: String,
+        /// Which probe.
+        kind: ProbeKind,
+        /// What to run; a named port is already resolved to its number.
+        probe: Box<Probe>,
+        /// Host pid of the container's process.
+        pid: i32,
+    },
 }
 
 struct PodState {
@@ -118,6 +152,8 @@ struct PodState {
     start_time: Option<u64>,
     /// Deletion deadline for SIGKILL, Unix ms.
     deleting: Option<u64>,
+    /// When every app container last became ready; None while one is not.
+    ready_since: Option<u64>,
 }
 
 /// The reconcile state of every pod on this node.
@@ -142,6 +178,7 @@ impl Node {
         let key = key_of(&pod);
         let mut state = new_state(pod, uid, now);
         state.start_time = status.start_time;
+        state.ready_since = status.ready_since;
         let saved = status.init_container_statuses.iter().chain(&status.container_statuses);
         for s in saved {
             let Some(slot) = state.slots.iter_mut().find(|x| x.name == s.name) else {
@@ -151,11 +188,17 @@ impl Node {
             slot.last = s.last_state.clone();
             slot.started_once = s.restart_count > 0 || !matches!(s.state, ContainerState::Waiting { .. });
             slot.status = match (&s.state, s.pid) {
-                (ContainerState::Running { started_at }, Some(pid)) => Status::Running {
-                    pid,
-                    started_at: *started_at,
-                    term_sent: false,
-                },
+                (ContainerState::Running { started_at }, Some(pid)) => {
+                    if let Some(c) = state.pod.spec.containers.iter().find(|c| c.name == s.name) {
+                        let started = s.started.unwrap_or(s.ready);
+                        slot.probes = Some(Probes::restored(c, *started_at, started, s.ready));
+                    }
+                    Status::Running {
+                        pid,
+                        started_at: *started_at,
+                        term_sent: false,
+                    }
+                }
                 (ContainerState::Terminated { .. }, _) => {
                     slot.last = Some(s.state.clone());
                     Status::Done
@@ -217,16 +260,19 @@ impl Node {
                 Some(key)
             }
             Input::Started { key, container, pid } => {
-                if let Some(s) = self.slot(&key, &container) {
-                    s.status = Status::Running {
-                        pid,
-                        started_at: now,
-                        term_sent: false,
-                    };
-                    s.started_once = true;
-                }
                 if let Some(p) = self.pods.get_mut(&key) {
                     p.start_time.get_or_insert(now);
+                    let spec = p.pod.spec.containers.iter().find(|c| c.name == container);
+                    if let Some(s) = p.slots.iter_mut().find(|s| s.name == container) {
+                        s.status = Status::Running {
+                            pid,
+                            started_at: now,
+                            term_sent: false,
+                        };
+                        s.started_once = true;
+                        s.kill_at = None;
+                        s.probes = spec.filter(|_| !s.init).map(|c| Probes::new(c, now));
+                    }
                 }
                 fx.push(Effect::Persist(key.clone()));
                 Some(key)
@@ -264,6 +310,17 @@ impl Node {
                 fx.push(Effect::Persist(key.clone()));
                 Some(key)
             }
+            Input::ProbeResult {
+                key,
+                container,
+                kind,
+                pid,
+                ok,
+                message: _,
+            } => {
+                fx.extend(self.on_probe_result(&key, &container, kind, pid, ok, now));
+                Some(key)
+            }
             Input::Tick => None,
         };
         match key {
@@ -282,6 +339,58 @@ impl Node {
         self.pods.get_mut(key)?.slots.iter_mut().find(|s| s.name == name)
     }
 
+    /// Counts a probe's result against the run it was for. A liveness or
+    /// startup failure past its threshold kills the container: SIGTERM, then
+    /// SIGKILL after the probe's grace period (else the pod's), as a delete
+    /// does; the exit then goes through the restart policy and back-off.
+    fn on_probe_result(&mut self, key: &PodKey, name: &str, kind: ProbeKind, pid: i32, ok: bool, now: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        let Some(p) = self.pods.get_mut(key) else { return fx };
+        let pod_grace = p.pod.spec.grace_seconds();
+        let deleting = p.deleting.is_some();
+        let Some(s) = p.slots.iter_mut().find(|s| s.name == name) else {
+            return fx;
+        };
+        let (
+            Status::Running {
+                pid: running, term_sent, ..
+            },
+            Some(probes),
+        ) = (&mut s.status, &mut s.probes)
+        else {
+            return fx;
+        };
+        if *running != pid {
+            return fx;
+        }
+        let outcome = probes.record(kind, ok, now);
+        if outcome.changed {
+            fx.push(Effect::Persist(key.clone()));
+        }
+        if !outcome.kill || deleting {
+            return fx;
+        }
+        let grace = probes
+            .spec(kind)
+            .and_then(|p| p.termination_grace_period_seconds)
+            .map(|g| g.max(0) as u64)
+            .unwrap_or(pod_grace);
+        *term_sent = true;
+        if grace == 0 {
+            fx.push(Effect::Kill {
+                pid,
+                signal: libc::SIGKILL,
+            });
+        } else {
+            fx.push(Effect::Kill {
+                pid,
+                signal: libc::SIGTERM,
+            });
+            s.kill_at = Some(now + grace * 1000);
+        }
+        fx
+    }
+
     fn on_exit(&mut self, key: &PodKey, name: &str, exit: Option<ExitInfo>, now: u64) {
         let (base, max) = (self.cfg.backoff_base_ms, self.cfg.backoff_max_ms);
         let Some(p) = self.pods.get_mut(key) else { return };
@@ -290,6 +399,8 @@ impl Node {
         let Some(s) = p.slots.iter_mut().find(|s| s.name == name) else {
             return;
         };
+        s.probes = None;
+        s.kill_at = None;
         let Some(exit) = exit else {
             // Lost with the host: start again at once, as after a reboot.
             s.last = Some(ContainerState::Terminated {
@@ -333,11 +444,15 @@ impl Node {
 
     fn reconcile(&mut self, key: &PodKey, now: u64, fx: &mut Vec<Effect>) {
         let Some(p) = self.pods.get_mut(key) else { return };
+        if refresh_ready(p, now) && !fx.contains(&Effect::Persist(key.clone())) {
+            fx.push(Effect::Persist(key.clone()));
+        }
         if let Some(deadline) = p.deleting {
-            let kill_now = now >= deadline;
             for s in &mut p.slots {
+                let kill_now = now >= deadline || s.kill_at.is_some_and(|at| now >= at);
                 if let Status::Running { pid, term_sent, .. } = &mut s.status {
                     if kill_now {
+                        s.kill_at = None;
                         fx.push(Effect::Kill {
                             pid: *pid,
                             signal: libc::SIGKILL,
@@ -360,6 +475,26 @@ impl Node {
                 });
             }
             return;
+        }
+        for s in p.slots.iter_mut().filter(|s| !s.init) {
+            let Status::Running { pid, .. } = s.status else { continue };
+            if s.kill_at.is_some_and(|at| now >= at) {
+                s.kill_at = None;
+                fx.push(Effect::Kill {
+                    pid,
+                    signal: libc::SIGKILL,
+                });
+            }
+            for (kind, probe) in s.probes.as_mut().map(|p| p.take_due(now)).unwrap_or_default() {
+                fx.push(Effect::Probe {
+                    key: key.clone(),
+                    uid: p.uid.clone(),
+                    container: s.name.clone(),
+                    kind,
+                    probe: Box::new(probe),
+                    pid,
+                });
+            }
         }
         // Init containers one at a time, in order, each to success.
         let mut blocked = false;
@@ -397,15 +532,21 @@ impl Node {
         }
     }
 
-    /// The earliest time a waiting container becomes due or a grace period
-    /// ends; the driver sets its timer to it.
+    /// The earliest time a waiting container becomes due, a probe falls
+    /// due or a grace period ends; the driver sets its timer to it.
     pub fn next_wake(&self) -> Option<u64> {
         self.pods
             .values()
             .flat_map(|p| {
-                let slots = p.slots.iter().filter_map(|s| match s.status {
-                    Status::Waiting { not_before, .. } if p.deleting.is_none() => Some(not_before),
-                    _ => None,
+                let live = p.deleting.is_none();
+                let slots = p.slots.iter().filter_map(move |s| {
+                    let start = match s.status {
+                        Status::Waiting { not_before, .. } if live => Some(not_before),
+                        _ => None,
+                    };
+                    let running = matches!(s.status, Status::Running { .. });
+                    let probe = s.probes.as_ref().filter(|_| live && running).and_then(Probes::next_due);
+                    [start, probe, s.kill_at.filter(|_| running)].into_iter().flatten().min()
                 });
                 slots.chain(p.deleting)
             })
@@ -421,6 +562,7 @@ impl Node {
             node_name: self.cfg.node_name.clone(),
             start_time: p.start_time,
             terminating: p.deleting.is_some(),
+            ready_since: p.ready_since,
             init_container_statuses: views(true),
             container_statuses: views(false),
         })
@@ -450,7 +592,22 @@ fn new_state(pod: Pod, uid: String, now: u64) -> PodState {
         slots,
         start_time: None,
         deleting: None,
+        ready_since: None,
     }
+}
+
+/// Brings `ready_since` in line with the app containers: set when the last
+/// one becomes ready, kept while all are, cleared when one is not. Returns
+/// whether it changed.
+fn refresh_ready(p: &mut PodState, now: u64) -> bool {
+    let mut apps = p.slots.iter().filter(|s| !s.init).peekable();
+    let ready = apps.peek().is_some() && apps.all(Slot::ready);
+    match (ready, p.ready_since) {
+        (true, None) => p.ready_since = Some(now),
+        (false, Some(_)) => p.ready_since = None,
+        _ => return false,
+    }
+    true
 }
 
 fn exit_code(s: &Slot) -> Option<i32> {
@@ -483,5 +640,7 @@ fn phase(p: &PodState) -> Phase {
     Phase::Pending
 }
 
+#[cfg(test)]
+mod probe_tests;
 #[cfg(test)]
 mod tests;

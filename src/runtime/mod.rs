@@ -1,8 +1,9 @@
 //! Running containers: images, OCI bundles, and libcontainer behind a shim.
 //!
 //! One file per lifecycle verb, each adding to [`Runtime`]: `create` (bundle
-//! and spec), `start` (shim), `kill`, `delete` (pod teardown), `exec`. The
-//! shim (`shim.rs`) is the only code that calls libcontainer.
+//! and spec), `start` (shim), `kill`, `delete` (pod teardown), `exec`,
+//! `probe` (one container probe). The shim (`shim.rs`) is the only code
+//! that calls libcontainer.
 
 pub mod cgroups;
 mod create;
@@ -11,6 +12,7 @@ mod exec;
 pub mod image;
 mod kill;
 pub mod layout;
+pub mod probe;
 pub mod proc;
 pub mod sandbox;
 pub mod shim;
