@@ -38,8 +38,24 @@ fn bad_manifests_are_refused_by_name_and_nothing_is_lost() {
     refused(&node, &GOOD.replace("name: good", "name: Bad_Name"), &["metadata.name", "RFC 1123"]);
     refused(
         &node,
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: d}\n",
+        &["CronJob", "not supported"],
+    );
+    refused(
+        &node,
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n",
-        &["Deployment", "not supported"],
+        &["Deployment", "missing field `spec`"],
+    );
+    let mismatch = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {app: a}}\n  template:\n    metadata: {labels: {app: b}}\n    spec: {containers: [{name: c, image: localhost/busybox}]}\n";
+    refused(
+        &node,
+        mismatch,
+        &["spec.template.metadata.labels", "`selector` does not match template `labels`"],
+    );
+    refused(
+        &node,
+        &mismatch.replace("app: b", "app: a").replace("image:", "bogus: 1, image:"),
+        &["Deployment", "spec.template.spec.containers[0]", "bogus"],
     );
     refused(
         &node,

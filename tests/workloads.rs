@@ -15,8 +15,13 @@ use std::time::{Duration, Instant};
 
 /// A Deployment of `localhost/web:<version>` (busybox httpd), one second of grace.
 fn web(name: &str, replicas: u32, version: &str) -> String {
+    web_with(name, replicas, version, "", "")
+}
+
+/// As [`web`], with more `spec` fields and more fields of the container.
+fn web_with(name: &str, replicas: u32, version: &str, spec: &str, container: &str) -> String {
     format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n  strategy: {{rollingUpdate: {{maxUnavailable: 0, maxSurge: 1}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers: [{{name: web, image: \"localhost/web:{version}\"}}]\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: {replicas}\n{spec}  selector: {{matchLabels: {{app: {name}}}}}\n  strategy: {{rollingUpdate: {{maxUnavailable: 0, maxSurge: 1}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers: [{{name: web, image: \"localhost/web:{version}\"{container}}}]\n"
     )
 }
 
@@ -144,6 +149,34 @@ fn a_deployment_spreads_scales_rolls_out_and_back_without_losing_a_ready_replica
     assert_eq!(rs.lines().count(), 3, "two ReplicaSets: {rs}");
     let d = net.ok(1, &["describe", "deployment", "web"]);
     assert!(d.contains("NewReplicaSetAvailable") && d.contains("ScalingReplicaSet"), "{d}");
+
+    // A version whose readiness probe never passes stalls: the old pods
+    // stay Ready, and `rollout status` fails once the deadline passes.
+    let probe = ", readinessProbe: {httpGet: {path: /nope, port: 8080}, periodSeconds: 1}";
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch(net.client(), 2, "web", stop.clone());
+    net.apply_ok(1, &web_with("web", 3, "v2", "  progressDeadlineSeconds: 6\n", probe));
+    let started = Instant::now();
+    let status = net.run(3, &["rollout", "status", "deployment/web", "--timeout", "60s"]);
+    stop.store(true, Ordering::SeqCst);
+    let (least, _) = watcher.join().unwrap();
+    let said = String::from_utf8_lossy(&status.stderr);
+    assert!(
+        !status.status.success() && said.contains("exceeded its progress deadline"),
+        "{said}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(5), "reported before the deadline");
+    assert!(least >= 3, "only {least} Ready pods while the new version never got ready");
+    let stuck = pods(&net, 1, "web").unwrap();
+    let v1_ready = stuck
+        .iter()
+        .filter(|p| p.image == "localhost/web:v1" && p.ready && !p.terminating)
+        .count();
+    assert_eq!(v1_ready, 3, "{stuck:?}");
+    assert!(stuck.iter().any(|p| p.image == "localhost/web:v2" && !p.ready), "{stuck:?}");
+    // Undo returns to the v1 template: the never-ready pod goes.
+    net.ok(1, &["rollout", "undo", "deployment/web"]);
+    wait_ready(&net, 1, "web", 3, 30, |p| p.iter().all(|p| p.image == "localhost/web:v1"));
 
     // Deleting the Deployment removes its ReplicaSets and pods.
     net.ok(1, &["delete", "deployment", "web"]);

@@ -12,19 +12,23 @@ pub fn is_ready(p: &PodObject) -> bool {
     p.deleting_ms.is_none() && s.phase == Phase::Running && !s.container_statuses.is_empty() && s.container_statuses.iter().all(|c| c.ready)
 }
 
-/// Since when it is Ready (Unix ms, the node's clock), if it is.
+/// Since when it is Ready (Unix ms, the node's clock), if it is: the
+/// node's `readySince`, or for a status from an older node the latest
+/// container start.
 pub fn ready_since(p: &PodObject) -> Option<u64> {
     if !is_ready(p) {
         return None;
     }
-    p.status
-        .container_statuses
-        .iter()
-        .map(|c| match c.state {
-            ContainerState::Running { started_at } => started_at,
-            _ => 0,
-        })
-        .max()
+    p.status.ready_since.or_else(|| {
+        p.status
+            .container_statuses
+            .iter()
+            .map(|c| match c.state {
+                ContainerState::Running { started_at } => started_at,
+                _ => 0,
+            })
+            .max()
+    })
 }
 
 /// Ready for at least `min_ready_ms` at `now` (Kubernetes' available).

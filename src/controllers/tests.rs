@@ -173,6 +173,7 @@ impl Sim {
                     phase: Phase::Running,
                     node_name: node.clone(),
                     start_time: Some(self.now),
+                    ready_since: (!p.pod.spec.containers.iter().any(|c| c.image.contains("broken"))).then_some(self.now),
                     container_statuses: p
                         .pod
                         .spec
@@ -185,6 +186,7 @@ impl Sim {
                             last_state: None,
                             restart_count: 0,
                             ready: !c.image.contains("broken"),
+                            started: Some(true),
                             pid: Some(1),
                         })
                         .collect(),

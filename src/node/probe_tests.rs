@@ -17,7 +17,7 @@ fn key() -> PodKey {
 
 fn pod(spec: &str) -> Box<Pod> {
     let text = format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {spec}");
-    Box::new(crate::api::parse_manifests(&text).unwrap().remove(0))
+    Box::new(crate::api::parse_pods(&text).unwrap().remove(0))
 }
 
 /// A pod of one container `c` with the given probe fields.
