@@ -310,38 +310,7 @@ fn a_hundred_hollow_nodes_take_three_thousand_pods_through_the_real_leader() {
     net.start_agent(1);
     net.wait_for(20, "first node leads", || (net.leader(1) == Some(1)).then_some(()));
     let token = net.ok(1, &["token", "create", "--ttl", "10m"]).trim().to_string();
-    let h = net.host(2);
-    let log = std::fs::File::create(h.dir.with_extension("hollow.log")).unwrap();
-    let state = h.dir.join("hollow");
-    let hollow = common::netns::in_ns(&h.ns)
-        .args([common::BIN, "hollow", "--token", &token, "--count", "100", "--bind", &h.ip])
-        .args(["--base-port", "5000", "--join", &net.addr(1), "--expect", "101"])
-        .args([
-            "--timeout-secs",
-            "240",
-            "--stay-secs",
-            "600",
-            "--state-dir",
-            state.to_str().unwrap(),
-        ])
-        .env("SHOAL_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    /// Ends the hollow process and removes its log, on failure too.
-    struct Reap(std::process::Child, std::path::PathBuf);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-            if std::env::var_os("SHOAL_KEEP_TEST_DIRS").is_none() {
-                let _ = std::fs::remove_file(&self.1);
-            }
-        }
-    }
-    let _hollow = Reap(hollow, h.dir.with_extension("hollow.log"));
+    let _hollow = net.spawn_hollow(2, 100, &token);
     net.wait_for(240, "100 hollow learners that reported their capacity", || {
         let out = net.run(1, &["get", "nodes", "-o", "json", "--server", &net.addr(1)]);
         let nodes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;

@@ -7,6 +7,7 @@
 mod common;
 
 use common::netns::{Net, NetClient};
+use common::workload::{parse, pods, wait_ready, Live};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,46 +24,6 @@ fn web_with(name: &str, replicas: u32, version: &str, spec: &str, container: &st
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: {replicas}\n{spec}  selector: {{matchLabels: {{app: {name}}}}}\n  strategy: {{rollingUpdate: {{maxUnavailable: 0, maxSurge: 1}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers: [{{name: web, image: \"localhost/web:{version}\"{container}}}]\n"
     )
-}
-
-/// A pod as the tests look at it.
-#[derive(Debug, Clone)]
-struct Live {
-    name: String,
-    node: String,
-    image: String,
-    ready: bool,
-    terminating: bool,
-}
-
-fn parse(pods: &[Value], app: &str) -> Vec<Live> {
-    pods.iter()
-        .filter(|p| p["pod"]["metadata"]["labels"]["app"] == app)
-        .map(|p| {
-            let cs = p["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
-            Live {
-                name: p["pod"]["metadata"]["name"].as_str().unwrap_or("").into(),
-                node: p["status"]["nodeName"].as_str().unwrap_or("").into(),
-                image: p["pod"]["spec"]["containers"][0]["image"].as_str().unwrap_or("").into(),
-                ready: p["status"]["phase"] == "Running" && !cs.is_empty() && cs.iter().all(|c| c["ready"] == true),
-                terminating: p["status"]["terminating"] == true,
-            }
-        })
-        .collect()
-}
-
-/// Pods with label `app`, as host `i` sees them.
-fn pods(net: &Net, i: usize, app: &str) -> Option<Vec<Live>> {
-    Some(parse(&net.pods(i, false)?, app))
-}
-
-/// Waits until host `i` sees exactly `n` Ready, non-terminating pods of `app` satisfying `f`.
-fn wait_ready(net: &Net, i: usize, app: &str, n: usize, secs: u64, f: impl Fn(&[Live]) -> bool) -> Vec<Live> {
-    net.wait_for(secs, &format!("{n} ready {app} pods"), || {
-        let all = pods(net, i, app)?;
-        let live: Vec<Live> = all.into_iter().filter(|p| !p.terminating).collect();
-        (live.len() == n && live.iter().all(|p| p.ready) && f(&live)).then_some(live)
-    })
 }
 
 /// Polls readiness from host `i` every 100 ms on another thread until

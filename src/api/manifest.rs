@@ -11,7 +11,7 @@ mod workload;
 pub use probe::{ExecAction, HttpGetAction, HttpHeader, IntOrString, Probe, Scheme, TcpSocketAction};
 pub use scheduling::{
     Affinity, NodeAffinity, NodeSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, PreferredSchedulingTerm,
-    TaintEffect, Toleration, TolerationOperator,
+    TaintEffect, Toleration, TolerationOperator, TopologySpreadConstraint, WhenUnsatisfiable,
 };
 pub use workload::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, Deployment, DeploymentSpec, DeploymentStrategy, IntOrPercent, Kind, LabelSelector,
@@ -99,6 +99,9 @@ pub struct PodSpec {
     /// Node taints this pod tolerates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
+    /// How this pod and its like spread over nodes and zones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
 }
 
 impl PodSpec {

@@ -205,6 +205,24 @@ mod tests {
     }
 
     #[test]
+    fn topology_spread_constraints_parse_and_are_checked() {
+        let spread = "topologySpreadConstraints:\n  - maxSkew: 1\n    topologyKey: topology.kubernetes.io/zone\n    whenUnsatisfiable: DoNotSchedule\n    labelSelector: {matchLabels: {app: web}}\n  containers:";
+        let pods = parse_pods(&POD.replace("containers:", spread)).unwrap();
+        assert_eq!(pods[0].spec.topology_spread_constraints[0].max_skew, 1);
+        let err = parse_manifests(&POD.replace("containers:", &spread.replace("maxSkew: 1", "maxSkew: 0")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("spec.topologySpreadConstraints[0].maxSkew: 0 must be greater than zero"),
+            "{err}"
+        );
+        let err = parse_manifests(&POD.replace("containers:", &spread.replace("DoNotSchedule", "Sometimes")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("whenUnsatisfiable") && err.contains("Sometimes"), "{err}");
+    }
+
+    #[test]
     fn volume_mount_must_name_a_volume() {
         let text = POD.replace("image: busybox", "image: busybox\n    volumeMounts: [{name: data, mountPath: /d}]");
         let err = parse_manifests(&text).unwrap_err().to_string();

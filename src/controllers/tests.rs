@@ -137,6 +137,7 @@ impl Sim {
                 key: p.key(),
                 spec: &p.pod.spec,
                 owner: p.owner_uid(),
+                labels: &p.pod.metadata.labels,
             })
             .collect();
         let items = scheduler::schedule(&snapshot, &asks)

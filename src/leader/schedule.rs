@@ -35,6 +35,8 @@ pub fn placed(pods: &[PodObject]) -> Vec<PlacedPod> {
                 node: p.node.clone()?,
                 requests: scheduler::requests_of(&p.pod.spec),
                 owner: p.owner_uid().map(str::to_string),
+                namespace: p.key().0,
+                labels: p.pod.metadata.labels.clone(),
             })
         })
         .collect()
@@ -69,6 +71,7 @@ pub async fn pass(c: &Consensus, gossip: &[NodeView]) -> Result<(), LeaderError>
                 key: p.key(),
                 spec: &p.pod.spec,
                 owner: p.owner_uid(),
+                labels: &p.pod.metadata.labels,
             })
             .collect();
         let decisions = scheduler::schedule(&snapshot, &asks);

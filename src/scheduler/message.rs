@@ -18,6 +18,8 @@ enum Reason<'a> {
     Affinity,
     Unschedulable,
     Taint { key: &'a str, value: &'a str },
+    Spread,
+    SpreadLabel,
 }
 
 impl fmt::Display for Reason<'_> {
@@ -28,6 +30,8 @@ impl fmt::Display for Reason<'_> {
             Reason::Affinity => f.write_str("node(s) didn't match Pod's node affinity/selector"),
             Reason::Unschedulable => f.write_str("node(s) were unschedulable"),
             Reason::Taint { key, value } => write!(f, "node(s) had untolerated taint {{{key}: {value}}}"),
+            Reason::Spread => f.write_str("node(s) didn't match pod topology spread constraints"),
+            Reason::SpreadLabel => f.write_str("node(s) didn't match pod topology spread constraints (missing required label)"),
         }
     }
 }
@@ -44,6 +48,8 @@ pub(crate) fn fit_error<'a>(total_nodes: usize, failures: impl IntoIterator<Item
                 value: &t.value,
             }),
             Failure::Affinity => add(Reason::Affinity),
+            Failure::TopologySpread { missing_label: false } => add(Reason::Spread),
+            Failure::TopologySpread { missing_label: true } => add(Reason::SpreadLabel),
             Failure::Resources { cpu, memory } => {
                 if cpu {
                     add(Reason::InsufficientCpu);

@@ -94,7 +94,7 @@ pub struct Snapshot {
 }
 
 /// A pod already bound to a node, by its requests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlacedPod {
     /// The node's name; a pod on an unknown node is ignored.
@@ -104,7 +104,16 @@ pub struct PlacedPod {
     /// The uid of its controller (ReplicaSet, DaemonSet), for spreading.
     #[serde(default)]
     pub owner: Option<String>,
+    /// Its namespace and labels, for `topologySpreadConstraints`.
+    #[serde(default)]
+    pub namespace: String,
+    /// Its labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
+
+/// No labels, for pods without any.
+pub static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
 
 /// CPU and memory a pod requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +134,8 @@ pub struct PendingPod<'a> {
     pub spec: &'a PodSpec,
     /// The uid of its controller: replicas of one owner spread over nodes and zones.
     pub owner: Option<&'a str>,
+    /// Its labels, for `topologySpreadConstraints` ([`NO_LABELS`] when none).
+    pub labels: &'a BTreeMap<String, String>,
 }
 
 /// The scheduler's answer for one pending pod.
@@ -160,6 +171,7 @@ impl Decision {
 /// the same order.
 pub fn schedule(snapshot: &Snapshot, pending: &[PendingPod<'_>]) -> Vec<Decision> {
     let mut cluster = pipeline::Cluster::new(snapshot);
+    cluster.track_labels = pending.iter().any(|p| !p.spec.topology_spread_constraints.is_empty());
     pending.iter().map(|pod| cluster.place(pod)).collect()
 }
 

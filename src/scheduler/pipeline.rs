@@ -1,7 +1,7 @@
 //! The running state of one `schedule` call and the per-pod pipeline:
 //! filters, scores, choice, commit.
 
-use super::filter::{self, node_state};
+use super::filter::{self, node_state, topology};
 use super::score::{self, Candidate};
 use super::{message, requests_of, Decision, NodeInfo, PendingPod, Requests, Snapshot, Taint};
 use crate::api::manifest::PodSpec;
@@ -71,6 +71,12 @@ pub(crate) struct Cluster<'a> {
     /// Pods of each owner per node and per zone, for spreading replicas.
     owner_nodes: BTreeMap<String, Vec<u64>>,
     owner_zones: BTreeMap<String, Vec<u64>>,
+    /// Placed pods by namespace and labels, for topology spread constraints.
+    counted: Vec<topology::Counted<'a>>,
+    /// Pods placed during this call, the same, kept when a pending pod has constraints.
+    placed_now: Vec<(usize, String, BTreeMap<String, String>)>,
+    /// Whether to keep `placed_now`.
+    pub track_labels: bool,
     /// Reused for every pod: the nodes that passed the filters.
     candidates: Vec<Candidate>,
 }
@@ -99,11 +105,21 @@ impl<'a> Cluster<'a> {
             zone_pods: vec![0; zones.len()],
             owner_nodes: BTreeMap::new(),
             owner_zones: BTreeMap::new(),
+            counted: Vec::new(),
+            placed_now: Vec::new(),
+            track_labels: false,
             candidates: Vec::with_capacity(snapshot.nodes.len()),
         };
         for p in &snapshot.placed {
             if let Some(&i) = cluster.by_name.get(p.node.as_str()) {
                 cluster.commit(i, p.requests, p.requests.non_zero(), p.owner.as_deref());
+                if !p.labels.is_empty() {
+                    cluster.counted.push(topology::Counted {
+                        node: i,
+                        namespace: &p.namespace,
+                        labels: &p.labels,
+                    });
+                }
             }
         }
         cluster
@@ -119,6 +135,7 @@ impl<'a> Cluster<'a> {
                 return Decision::Unschedulable { key, message };
             };
             self.commit(i, pod.requests, pod.non_zero, pending.owner);
+            self.remember(i, pending);
             return Decision::Bind { key, node: name.into() };
         }
         if self.nodes.is_empty() {
@@ -134,24 +151,66 @@ impl<'a> Cluster<'a> {
             ),
             None => (self.zone_pods.as_slice(), &[][..]),
         };
+        let spreads = if pod.spec.topology_spread_constraints.is_empty() {
+            Vec::new()
+        } else {
+            let now = self.placed_now.iter().map(|(node, namespace, labels)| topology::Counted {
+                node: *node,
+                namespace,
+                labels,
+            });
+            let counted: Vec<topology::Counted<'_>> = self
+                .counted
+                .iter()
+                .map(|c| topology::Counted {
+                    node: c.node,
+                    namespace: c.namespace,
+                    labels: c.labels,
+                })
+                .chain(now)
+                .collect();
+            topology::spreads(pod.spec, &key.0, pending.labels, &self.nodes, &counted)
+        };
+        // Soft constraints of its own replace the default spread.
+        let soft = topology::has_soft(&spreads);
+        let zone_pods = if soft { &[][..] } else { zone_pods };
         for (i, node) in self.nodes.iter().enumerate() {
-            if filter::run(&pod, node).is_ok() {
-                let siblings = node_pods.get(i).copied().unwrap_or(0);
-                self.candidates.push(score::raw(i, &pod, node, zone_pods, siblings));
+            if filter::run(&pod, node).is_ok() && topology::check(&spreads, node).is_ok() {
+                let siblings = if soft {
+                    topology::raw(&spreads, node)
+                } else {
+                    node_pods.get(i).copied().unwrap_or(0)
+                };
+                let mut c = score::raw(i, &pod, node, zone_pods, siblings);
+                if soft {
+                    c.zone_pods = None;
+                }
+                self.candidates.push(c);
             }
         }
         match score::best(&self.candidates, &self.nodes) {
             Some(i) => {
                 self.commit(i, pod.requests, pod.non_zero, pending.owner);
+                self.remember(i, pending);
                 let node = self.nodes[i].info.name.clone();
                 Decision::Bind { key, node }
             }
             None => {
                 // Only now is the reason of each node worth its cost.
-                let failures = self.nodes.iter().filter_map(|n| filter::run(&pod, n).err());
+                let failures = self
+                    .nodes
+                    .iter()
+                    .filter_map(|n| filter::run(&pod, n).err().or_else(|| topology::check(&spreads, n).err()));
                 let message = message::fit_error(self.nodes.len(), failures);
                 Decision::Unschedulable { key, message }
             }
+        }
+    }
+
+    /// Keeps a pod placed in this call for the spread constraints of the next.
+    fn remember(&mut self, i: usize, pending: &PendingPod<'_>) {
+        if self.track_labels && !pending.labels.is_empty() {
+            self.placed_now.push((i, pending.key.0.clone(), pending.labels.clone()));
         }
     }
 

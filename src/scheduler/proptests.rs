@@ -185,6 +185,7 @@ fn case_strategy() -> impl Strategy<Value = (Snapshot, Vec<PodSpec>)> {
                     memory_bytes: mem << 20,
                 },
                 owner: None,
+                ..Default::default()
             })
             .collect();
         (Snapshot { nodes, placed }, pods)
@@ -199,6 +200,7 @@ fn run(snapshot: &Snapshot, pods: &[PodSpec]) -> Vec<Decision> {
             key: (s("ns"), format!("p{i}")),
             spec,
             owner: None,
+            labels: &NO_LABELS,
         })
         .collect();
     schedule(snapshot, &pending)

@@ -45,6 +45,7 @@ fn run(snapshot: &Snapshot, specs: &[PodSpec]) -> Vec<Decision> {
             key: ("default".into(), format!("p{i}")),
             spec,
             owner: None,
+            labels: &NO_LABELS,
         })
         .collect();
     schedule(snapshot, &pending)
@@ -92,11 +93,13 @@ fn placed_pods_count_against_allocatable() {
         node: "a".into(),
         requests: big,
         owner: None,
+        ..Default::default()
     });
     s.placed.push(PlacedPod {
         node: "gone".into(),
         requests: big,
         owner: None,
+        ..Default::default()
     });
     assert_eq!(nodes_of(&run(&s, &[sized(200, 1, ""), sized(1, 1, "")])), ["a", "-"]);
 }
@@ -182,6 +185,7 @@ fn zone_spread_prefers_the_zone_with_fewer_pods() {
             node: n.into(),
             requests: tiny,
             owner: None,
+            ..Default::default()
         })
         .into();
     assert_eq!(nodes_of(&run(&s, &[sized(100, 1, "")])), ["c"]);
@@ -282,6 +286,7 @@ fn replicas_of_one_owner_spread_over_nodes() {
             node: "a".into(),
             requests: Requests::default(),
             owner: Some("x".into()),
+            ..Default::default()
         });
     }
     for n in ["b", "c"] {
@@ -292,6 +297,7 @@ fn replicas_of_one_owner_spread_over_nodes() {
                 memory_bytes: 0,
             },
             owner: None,
+            ..Default::default()
         });
     }
     let spec = spec_with("");
@@ -300,7 +306,66 @@ fn replicas_of_one_owner_spread_over_nodes() {
             key: ("default".into(), format!("x{i}")),
             spec: &spec,
             owner: Some("x"),
+            labels: &NO_LABELS,
         })
         .collect();
     assert_eq!(nodes_of(&schedule(&s, &pending)), ["b", "c", "b"]);
+}
+
+#[test]
+fn topology_spread_constraints_filter_and_prefer_as_kubernetes() {
+    let mut nodes: Vec<NodeInfo> = ["a", "b", "c"].map(node).into();
+    for (n, zone) in nodes.iter_mut().zip(["z1", "z1", "z2"]) {
+        n.labels.insert("topology.kubernetes.io/zone".into(), zone.into());
+        n.labels.insert("kubernetes.io/hostname".into(), n.name.clone());
+    }
+    let labels: BTreeMap<String, String> = [("app".to_string(), "web".to_string())].into();
+    let mut s = Snapshot { nodes, placed: vec![] };
+    // Two of app=web in zone z1 already.
+    for n in ["a", "b"] {
+        s.placed.push(PlacedPod {
+            node: n.into(),
+            namespace: "default".into(),
+            labels: labels.clone(),
+            ..Default::default()
+        });
+    }
+    let hard = spec_with(
+        "topologySpreadConstraints: [{maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: web}}}]",
+    );
+    let pods = |s: &Snapshot, spec: &PodSpec, n: usize| -> Vec<Decision> {
+        let pending: Vec<_> = (0..n)
+            .map(|i| PendingPod {
+                key: ("default".into(), format!("w{i}")),
+                spec,
+                owner: None,
+                labels: &labels,
+            })
+            .collect();
+        schedule(s, &pending)
+    };
+    // z1 has 2, z2 has 0: only c (z2) keeps the skew ≤ 1, twice; then z1 and z2 tie.
+    assert_eq!(nodes_of(&pods(&s, &hard, 3)), ["c", "c", "a"]);
+    // A node without the key cannot take a hard-constrained pod.
+    let keyless = spec_with(
+        "topologySpreadConstraints: [{maxSkew: 1, topologyKey: rack, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: web}}}]",
+    );
+    let d = pods(&s, &keyless, 1);
+    let Decision::Unschedulable { message, .. } = &d[0] else {
+        panic!("{d:?}")
+    };
+    assert_eq!(
+        message,
+        "0/3 nodes are available: 3 node(s) didn't match pod topology spread constraints (missing required label)."
+    );
+    // Soft: prefers the emptier zone but may go anywhere.
+    let soft = spec_with(
+        "topologySpreadConstraints: [{maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: web}}}]",
+    );
+    assert_eq!(nodes_of(&pods(&s, &soft, 1)), ["c"]);
+    // Other namespaces' pods do not count.
+    for p in &mut s.placed {
+        p.namespace = "other".into();
+    }
+    assert_eq!(nodes_of(&pods(&s, &hard, 2)), ["c", "a"]);
 }

@@ -7,6 +7,7 @@ use super::workload::{Cascade, Kind, Op, Workload, WorkloadObject};
 use super::Response;
 use crate::api::manifest::Pod;
 use rusqlite::Transaction;
+use std::collections::hash_map::{Entry, HashMap};
 
 /// Creates or changes a workload. A changed spec bumps the generation; the
 /// selector cannot change, as in apps/v1; `expect_generation` refuses a
@@ -133,9 +134,12 @@ pub fn scale(tx: &Transaction<'_>, kind: Kind, ns: &str, name: &str, replicas: i
 /// Applies a controller pass's writes, each checked against the state as
 /// it is now; a stale one is skipped.
 pub fn reconcile(tx: &Transaction<'_>, ops: &[Op], now_ms: u64) -> rusqlite::Result<Response> {
+    // Live pods per owner, read once per entry and kept up to date by the
+    // creations in it (a pass creates up to 500 pods for one ReplicaSet).
+    let mut live: HashMap<String, Vec<Option<String>>> = HashMap::new();
     for op in ops {
         match op {
-            Op::CreatePod { pod, uid } => create_pod(tx, pod, uid, now_ms)?,
+            Op::CreatePod { pod, uid } => create_pod(tx, pod, uid, now_ms, &mut live)?,
             Op::DeletePod {
                 namespace,
                 name,
@@ -246,25 +250,41 @@ fn owner_current(tx: &Transaction<'_>, m: &crate::api::manifest::ObjectMeta) -> 
 /// A controller's new pod: only while its owner is current and still
 /// short of pods (a ReplicaSet below `replicas`, a DaemonSet without a
 /// live pod on that node).
-fn create_pod(tx: &Transaction<'_>, pod: &Pod, uid: &str, now_ms: u64) -> rusqlite::Result<()> {
+fn create_pod(
+    tx: &Transaction<'_>,
+    pod: &Pod,
+    uid: &str,
+    now_ms: u64,
+    live: &mut HashMap<String, Vec<Option<String>>>,
+) -> rusqlite::Result<()> {
     let m = &pod.metadata;
     let ns = m.namespace();
     if !owner_current(tx, m)? || get_pod(tx, ns, &m.name)?.is_some() {
         return Ok(());
     }
     let owner = m.controller().expect("checked by owner_current");
-    let live: Vec<_> = owned_pods(tx, ns, &owner.uid)?.into_iter().filter(|p| p.is_active()).collect();
+    // The nodes of the owner's live pods (None: not bound yet).
+    let nodes = match live.entry(owner.uid.clone()) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => e.insert(
+            owned_pods(tx, ns, &owner.uid)?
+                .into_iter()
+                .filter(|p| p.is_active())
+                .map(|p| p.node)
+                .collect(),
+        ),
+    };
     let room = match Kind::parse(&owner.kind) {
         Some(Kind::ReplicaSet) => {
             let Some(w) = get_workload(tx, Kind::ReplicaSet, ns, &owner.name)? else {
                 return Ok(());
             };
             let Workload::ReplicaSet(rs) = &w.workload else { return Ok(()) };
-            (live.len() as i64) < rs.spec.replicas()
+            (nodes.len() as i64) < rs.spec.replicas()
         }
         Some(Kind::DaemonSet) => {
             let node = pod.spec.bound_node();
-            node.is_some() && !live.iter().any(|p| p.node.as_deref() == node)
+            node.is_some() && !nodes.iter().any(|n| n.as_deref() == node)
         }
         _ => false,
     };
@@ -272,6 +292,7 @@ fn create_pod(tx: &Transaction<'_>, pod: &Pod, uid: &str, now_ms: u64) -> rusqli
         return Ok(());
     }
     if let Response::Done(_) = put_pod_cmd(tx, pod, uid, now_ms)? {
+        nodes.push(pod.spec.bound_node().map(str::to_string));
         let object = format!("{}/{ns}/{}", owner.kind.to_lowercase(), owner.name);
         event(
             tx,

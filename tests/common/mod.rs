@@ -314,3 +314,4 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 pub mod netns;
+pub mod workload;

@@ -411,6 +411,48 @@ impl Net {
     }
 }
 
+/// A `shoal hollow` process; ended, and its log removed, on drop.
+pub struct Hollow(Child, PathBuf);
+
+impl Drop for Hollow {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        if std::env::var_os("SHOAL_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_file(&self.1);
+        }
+    }
+}
+
+impl Net {
+    /// Starts `count` hollow nodes in host `i` that join host 1 with `token`.
+    pub fn spawn_hollow(&self, i: usize, count: usize, token: &str) -> Hollow {
+        let h = self.host(i);
+        let log_path = h.dir.with_extension("hollow.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let state = h.dir.join("hollow");
+        let (count, expect) = (count.to_string(), (count + 1).to_string());
+        let child = in_ns(&h.ns)
+            .args([BIN, "hollow", "--token", token, "--count", &count, "--bind", &h.ip])
+            .args(["--base-port", "5000", "--join", &self.addr(1), "--expect", &expect])
+            .args([
+                "--timeout-secs",
+                "240",
+                "--stay-secs",
+                "600",
+                "--state-dir",
+                state.to_str().unwrap(),
+            ])
+            .env("SHOAL_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Hollow(child, log_path)
+    }
+}
+
 /// Applies through the hosts of a [`Net`] without borrowing it.
 pub struct NetClient {
     hosts: Vec<(String, String)>,

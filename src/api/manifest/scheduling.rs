@@ -138,6 +138,43 @@ pub struct Toleration {
     pub toleration_seconds: Option<i64>,
 }
 
+/// How the pods matched by a selector spread over the values of a node
+/// label (`topologySpreadConstraints`), as Kubernetes' PodTopologySpread.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TopologySpreadConstraint {
+    /// The largest difference allowed between the pods in one domain and the fewest in any.
+    pub max_skew: i64,
+    /// The node label whose values are the domains (`kubernetes.io/hostname`, `topology.kubernetes.io/zone`).
+    pub topology_key: String,
+    /// `DoNotSchedule` (a filter) or `ScheduleAnyway` (a preference).
+    pub when_unsatisfiable: WhenUnsatisfiable,
+    /// The pods counted; none counts none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<super::LabelSelector>,
+    /// With DoNotSchedule: fewer eligible domains than this count as a global minimum of 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_domains: Option<i64>,
+    /// Pod label keys whose values are added to the selector (as a rollout's `pod-template-hash`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_label_keys: Vec<String>,
+    /// `Honor` (default): only nodes matching the pod's node selector and affinity are domains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_affinity_policy: Option<String>,
+    /// `Ignore` (default) or `Honor`: leave out nodes whose taints the pod does not tolerate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_taints_policy: Option<String>,
+}
+
+/// What a constraint that cannot be met does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WhenUnsatisfiable {
+    /// Keep the pod off nodes that would break the skew.
+    DoNotSchedule,
+    /// Prefer nodes that keep the skew small.
+    ScheduleAnyway,
+}
+
 /// `effect: ""` means every effect, as in Kubernetes.
 fn empty_effect_is_all<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TaintEffect>, D::Error> {
     match Option::<String>::deserialize(d)?.as_deref() {

@@ -3,7 +3,7 @@
 
 use super::{dns_subdomain, label_key, label_value};
 use crate::api::manifest::{NodeSelectorOperator as Op, NodeSelectorRequirement, NodeSelectorTerm, PodSpec, TaintEffect};
-use crate::api::manifest::{Toleration, TolerationOperator};
+use crate::api::manifest::{Toleration, TolerationOperator, WhenUnsatisfiable};
 
 /// Reports each problem as (`spec.…` field path, reason).
 pub(super) fn validate_scheduling(spec: &PodSpec, bad: &mut impl FnMut(String, String)) {
@@ -31,6 +31,51 @@ pub(super) fn validate_scheduling(spec: &PodSpec, bad: &mut impl FnMut(String, S
     for (i, t) in spec.tolerations.iter().enumerate() {
         for (sub, why) in toleration_problems(t) {
             bad(format!("spec.tolerations[{i}].{sub}"), why);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, c) in spec.topology_spread_constraints.iter().enumerate() {
+        let field = format!("spec.topologySpreadConstraints[{i}]");
+        if c.max_skew < 1 {
+            bad(format!("{field}.maxSkew"), format!("{} must be greater than zero", c.max_skew));
+        }
+        if let Err(why) = label_key(&c.topology_key) {
+            bad(format!("{field}.topologyKey"), why);
+        }
+        if !seen.insert((c.topology_key.clone(), c.when_unsatisfiable)) {
+            bad(field.clone(), "duplicate pair of topologyKey and whenUnsatisfiable".into());
+        }
+        if let Some(m) = c.min_domains {
+            if m < 1 {
+                bad(format!("{field}.minDomains"), format!("{m} must be greater than zero"));
+            } else if c.when_unsatisfiable != WhenUnsatisfiable::DoNotSchedule {
+                bad(
+                    format!("{field}.minDomains"),
+                    "can only use minDomains if whenUnsatisfiable=DoNotSchedule".into(),
+                );
+            }
+        }
+        for (name, v) in [
+            ("nodeAffinityPolicy", &c.node_affinity_policy),
+            ("nodeTaintsPolicy", &c.node_taints_policy),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !matches!(*v, "Honor" | "Ignore")) {
+                bad(
+                    format!("{field}.{name}"),
+                    format!("Unsupported value: {v:?}: supported values: \"Honor\", \"Ignore\""),
+                );
+            }
+        }
+        for k in &c.match_label_keys {
+            if let Err(why) = label_key(k) {
+                bad(format!("{field}.matchLabelKeys"), why);
+            }
+            if c.label_selector.as_ref().is_some_and(|s| s.match_labels.contains_key(k)) {
+                bad(
+                    format!("{field}.matchLabelKeys"),
+                    format!("{k:?} exists in both matchLabelKeys and labelSelector"),
+                );
+            }
         }
     }
 }

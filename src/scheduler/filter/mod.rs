@@ -8,6 +8,7 @@ pub(crate) mod node_state;
 pub(crate) mod resources;
 pub(crate) mod selector;
 pub(crate) mod taints;
+pub(crate) mod topology;
 
 use super::pipeline::{NodeView, PodView};
 use super::Taint;
@@ -21,6 +22,11 @@ pub(crate) enum Failure<'a> {
     Taint(&'a Taint),
     /// `nodeSelector` or required node affinity does not match.
     Affinity,
+    /// `topologySpreadConstraints` with DoNotSchedule.
+    TopologySpread {
+        /// The node lacks the topology key.
+        missing_label: bool,
+    },
     /// Not enough left of one or both resources.
     Resources {
         /// CPU requests do not fit.
