@@ -134,24 +134,7 @@ fn bench_node_death_rolling_update_and_idle() {
 #[test]
 #[ignore = "benchmark: bench/workloads.sh"]
 fn bench_hollow_deployment_0_to_1000() {
-    let mut net = Net::new(2);
-    net.agent_args.clear();
-    net.init(1);
-    net.start_agent(1);
-    net.wait_for(20, "first node leads", || (net.leader(1) == Some(1)).then_some(()));
-    let token = net.ok(1, &["token", "create", "--ttl", "10m"]).trim().to_string();
-    let _hollow = net.spawn_hollow(2, 100, &token);
-    net.wait_for(240, "100 hollow learners", || {
-        let out = net.run(1, &["get", "nodes", "-o", "json", "--server", &net.addr(1)]);
-        let nodes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
-        let n = nodes
-            .iter()
-            .filter(|n| {
-                n["name"].as_str().is_some_and(|x| x.starts_with("hollow-")) && n["role"] == "learner" && n["cpus"].as_u64() > Some(0)
-            })
-            .count();
-        (n == 100).then_some(())
-    });
+    let (net, _hollow) = Net::hollow_cluster(100, 240);
     net.apply_ok(1, &sleepers("big", 0));
     std::thread::sleep(Duration::from_secs(3));
     let t0 = Instant::now();

@@ -302,23 +302,7 @@ fn a_dead_voter_is_replaced_and_joins_go_on_after_the_init_node_is_deleted() {
 
 #[test]
 fn a_hundred_hollow_nodes_take_three_thousand_pods_through_the_real_leader() {
-    let mut net = Net::new(2);
-    // The default snapshot interval: a hundred learners, each sent a
-    // snapshot every hundred entries, would measure only that.
-    net.agent_args.clear();
-    net.init(1);
-    net.start_agent(1);
-    net.wait_for(20, "first node leads", || (net.leader(1) == Some(1)).then_some(()));
-    let token = net.ok(1, &["token", "create", "--ttl", "10m"]).trim().to_string();
-    let _hollow = net.spawn_hollow(2, 100, &token);
-    net.wait_for(240, "100 hollow learners that reported their capacity", || {
-        let out = net.run(1, &["get", "nodes", "-o", "json", "--server", &net.addr(1)]);
-        let nodes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
-        let ready = nodes.iter().filter(|n| {
-            n["name"].as_str().is_some_and(|x| x.starts_with("hollow-")) && n["role"] == "learner" && n["cpus"].as_u64() > Some(0)
-        });
-        (ready.count() == 100).then_some(())
-    });
+    let (net, _hollow) = Net::hollow_cluster(100, 240);
     // 3,000 pods in batches of 300, kept off the real node by a selector.
     let t0 = std::time::Instant::now();
     for batch in 0..10 {

@@ -453,6 +453,31 @@ impl Net {
     }
 }
 
+impl Net {
+    /// A first node in host 1 and `count` hollow nodes in host 2 that joined
+    /// Raft as learners and reported their capacity; the default snapshot
+    /// interval (a hundred learners, each sent a snapshot every hundred
+    /// entries, would measure only that).
+    pub fn hollow_cluster(count: usize, secs: u64) -> (Net, Hollow) {
+        let mut net = Net::new(2);
+        net.agent_args.clear();
+        net.init(1);
+        net.start_agent(1);
+        net.wait_for(20, "first node leads", || (net.leader(1) == Some(1)).then_some(()));
+        let token = net.ok(1, &["token", "create", "--ttl", "10m"]).trim().to_string();
+        let hollow = net.spawn_hollow(2, count, &token);
+        net.wait_for(secs, &format!("{count} hollow learners that reported their capacity"), || {
+            let out = net.run(1, &["get", "nodes", "-o", "json", "--server", &net.addr(1)]);
+            let nodes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
+            let ready = nodes.iter().filter(|n| {
+                n["name"].as_str().is_some_and(|x| x.starts_with("hollow-")) && n["role"] == "learner" && n["cpus"].as_u64() > Some(0)
+            });
+            (ready.count() == count).then_some(())
+        });
+        (net, hollow)
+    }
+}
+
 /// Applies through the hosts of a [`Net`] without borrowing it.
 pub struct NetClient {
     hosts: Vec<(String, String)>,
