@@ -15,8 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A Deployment of `localhost/web:<version>` (busybox httpd), one second of grace.
+/// Every kind of probe handler on real nodes: the pods become Ready only
+/// through them (startup exec, then readiness tcpSocket; liveness httpGet).
+const PROBES: &str = ", startupProbe: {exec: {command: [\"true\"]}, periodSeconds: 1}, readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}, livenessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}";
+
 fn web(name: &str, replicas: u32, version: &str) -> String {
-    web_with(name, replicas, version, "", "")
+    web_with(name, replicas, version, "", PROBES)
 }
 
 /// As [`web`], with more `spec` fields and more fields of the container.
