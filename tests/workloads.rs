@@ -31,10 +31,11 @@ fn web_with(name: &str, replicas: u32, version: &str, spec: &str, container: &st
 }
 
 /// Polls readiness from host `i` every 100 ms on another thread until
-/// stopped (at most 2 minutes); returns the fewest Ready pods seen and
-/// how many samples there were.
+/// stopped (at most 2 minutes); returns once it has its first sample. The
+/// thread answers the fewest Ready pods seen and how many samples there were.
 fn watch(client: NetClient, i: usize, app: &'static str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(usize, usize)> {
-    std::thread::spawn(move || {
+    let (first, sampled) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
         let (mut least, mut samples) = (usize::MAX, 0);
         let deadline = Instant::now() + Duration::from_secs(120);
         while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
@@ -42,11 +43,14 @@ fn watch(client: NetClient, i: usize, app: &'static str, stop: Arc<AtomicBool>) 
                 let ready = parse(&p, app).iter().filter(|p| p.ready && !p.terminating).count();
                 least = least.min(ready);
                 samples += 1;
+                let _ = first.send(());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         (least, samples)
-    })
+    });
+    sampled.recv_timeout(Duration::from_secs(10)).expect("the watcher's first sample");
+    handle
 }
 
 /// `set image` or `rollout undo`, then `rollout status` to completion, with
@@ -54,7 +58,6 @@ fn watch(client: NetClient, i: usize, app: &'static str, stop: Arc<AtomicBool>) 
 fn roll(net: &Net, args: &[&str], app: &'static str) -> usize {
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch(net.client(), 2, app, stop.clone());
-    std::thread::sleep(Duration::from_millis(300));
     net.ok(1, args);
     let status = net.run(3, &["rollout", "status", &format!("deployment/{app}"), "--timeout", "90s"]);
     std::thread::sleep(Duration::from_millis(300));

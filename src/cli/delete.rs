@@ -4,11 +4,6 @@ use super::Ctx;
 use crate::api::wire::{PodRef, Reply, Request};
 use anyhow::{bail, Result};
 
-struct Plain {
-    kind: String,
-    name: String,
-}
-
 #[derive(clap::Args, Debug)]
 pub(super) struct Args {
     /// Kind: `pod`, `node`, `deployment`, `replicaset`, `daemonset` (or TYPE/NAME).
@@ -26,23 +21,19 @@ pub(super) async fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     if let Some(k) = super::workloads::kind_of(&kind) {
         return super::workloads::delete(ctx, k, name, &a.cascade).await;
     }
-    let a = Plain { kind, name };
-    if super::nodes::is_kind(&a.kind) {
-        let req = Request::DeleteNode { name: a.name };
+    if super::nodes::is_kind(&kind) {
+        let req = Request::DeleteNode { name };
         if let Reply::NodeChanged { object, .. } = ctx.simple(&req).await? {
             println!("{object} deleted; it cannot come back without a new join token");
         }
         return Ok(0);
     }
-    if !matches!(a.kind.as_str(), "pod" | "pods" | "po") {
-        bail!(
-            "kind {:?} is not supported (use pod, node, deployment, replicaset or daemonset)",
-            a.kind
-        );
+    if !matches!(kind.as_str(), "pod" | "pods" | "po") {
+        bail!("kind {kind:?} is not supported (use pod, node, deployment, replicaset or daemonset)");
     }
     let req = Request::DeletePod(PodRef {
         namespace: ctx.namespace.clone(),
-        name: a.name,
+        name,
     });
     if let Reply::Deleted { object } = ctx.simple(&req).await? {
         println!("{object} deleted");

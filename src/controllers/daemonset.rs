@@ -88,8 +88,7 @@ pub fn reconcile(w: &WorkloadObject, ds: &DaemonSet, owned: &[&PodObject], s: &S
         }
         status.desired_number_scheduled += 1;
         if here.is_empty() {
-            let pod = pods::from_template(&template, ns, names.pod_name(&ds.metadata.name), owner_ref(w), Some(name));
-            let mut pod = pod;
+            let mut pod = pods::from_template(&template, ns, names.pod_name(&ds.metadata.name), owner_ref(w), Some(name));
             pod.metadata.labels.insert(REVISION_HASH.into(), hash.clone());
             ops.push(Op::CreatePod {
                 pod: Box::new(pod),

@@ -131,15 +131,7 @@ impl Sim {
             nodes: nodes.iter().map(|n| node_info(&n.node, n.ready)).collect(),
             placed: crate::leader::schedule::placed(&pods),
         };
-        let asks: Vec<PendingPod<'_>> = pending
-            .iter()
-            .map(|p| PendingPod {
-                key: p.key(),
-                spec: &p.pod.spec,
-                owner: p.owner_uid(),
-                labels: &p.pod.metadata.labels,
-            })
-            .collect();
+        let asks: Vec<PendingPod<'_>> = pending.iter().map(|p| crate::leader::schedule::ask(p)).collect();
         let items = scheduler::schedule(&snapshot, &asks)
             .into_iter()
             .zip(&pending)

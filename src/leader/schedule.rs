@@ -42,6 +42,16 @@ pub fn placed(pods: &[PodObject]) -> Vec<PlacedPod> {
         .collect()
 }
 
+/// A stored pod as the scheduler's question.
+pub fn ask(p: &PodObject) -> PendingPod<'_> {
+    PendingPod {
+        key: p.key(),
+        spec: &p.pod.spec,
+        owner: p.owner_uid(),
+        labels: &p.pod.metadata.labels,
+    }
+}
+
 /// Places what is pending.
 pub async fn pass(c: &Consensus, gossip: &[NodeView]) -> Result<(), LeaderError> {
     let pending = c.replica.pending()?;
@@ -65,15 +75,7 @@ pub async fn pass(c: &Consensus, gossip: &[NodeView]) -> Result<(), LeaderError>
         placed: placed(&c.replica.pods()?),
     };
     for chunk in pending.chunks(BATCH) {
-        let asks: Vec<PendingPod<'_>> = chunk
-            .iter()
-            .map(|p| PendingPod {
-                key: p.key(),
-                spec: &p.pod.spec,
-                owner: p.owner_uid(),
-                labels: &p.pod.metadata.labels,
-            })
-            .collect();
+        let asks: Vec<PendingPod<'_>> = chunk.iter().map(|p| ask(p)).collect();
         let decisions = scheduler::schedule(&snapshot, &asks);
         let items: Vec<Binding> = chunk
             .iter()

@@ -67,9 +67,8 @@ pub(crate) fn spreads(
                 })
                 .collect();
             let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-            for (i, n) in nodes.iter().enumerate().filter(|(i, _)| eligible[*i]) {
+            for (n, _) in nodes.iter().zip(&eligible).filter(|(_, e)| **e) {
                 counts.entry(n.info.labels[&c.topology_key].clone()).or_default();
-                let _ = i;
             }
             let sel = selector_of(c, labels);
             if let Some(sel) = &sel {
