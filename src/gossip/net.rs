@@ -83,10 +83,17 @@ struct Peer {
     conn: Option<quinn::Connection>,
     dialling: bool,
     failed_at: Option<u64>,
+    /// When a datagram last came from the peer.
+    heard_at: Option<u64>,
+    /// When the current connection was registered.
+    since: u64,
     queue: Vec<Vec<u8>>,
 }
 
 const QUEUE_MAX: usize = 8;
+/// A connection that brought nothing for this long is not trusted to reach
+/// a member held down.
+const STALE_MS: u64 = 2000;
 const REDIAL_MS: u64 = 250;
 const DIAL_TIMEOUT: Duration = Duration::from_millis(1500);
 const TICK_MS: u64 = 100;
@@ -101,6 +108,7 @@ struct Edge {
     events: mpsc::Sender<ConnEvent>,
     shutdown: Shutdown,
     ready: std::collections::BTreeSet<SocketAddr>,
+    down: std::collections::HashSet<SocketAddr>,
     remember: Option<Box<dyn FnMut(Vec<SocketAddr>) + Send>>,
     log_changes: bool,
 }
@@ -129,6 +137,7 @@ pub async fn run(deps: GossipDeps) {
         events: ev_tx,
         shutdown: shutdown.clone(),
         ready: Default::default(),
+        down: Default::default(),
         remember,
         log_changes,
     };
@@ -150,8 +159,11 @@ pub async fn run(deps: GossipDeps) {
                     let _ = tx.send(());
                 }
             },
-            Some(conn) = incoming.recv() => edge.register(conn),
+            Some(conn) = incoming.recv() => edge.register(conn, now()),
             Some((from, data)) = dg_rx.recv() => {
+                if let Some(p) = edge.peers.get_mut(&from) {
+                    p.heard_at = Some(now());
+                }
                 let fx = core.handle_datagram(from, &data, now());
                 edge.apply(fx, now());
             }
@@ -177,11 +189,9 @@ impl Edge {
                         debug!(node = %name, %addr, from = ?from, to = %to, "member status");
                     }
                     if matches!(to, super::NodeStatus::Down | super::NodeStatus::Left) {
-                        // Its connection may sit in loss-recovery back-off for
-                        // seconds; start afresh when it comes back.
-                        if let Some(c) = self.peers.get_mut(&addr).and_then(|p| p.conn.take()) {
-                            c.close(0u32.into(), b"member down");
-                        }
+                        self.down.insert(addr);
+                    } else {
+                        self.down.remove(&addr);
                     }
                     if to == super::NodeStatus::Ready && self.ready.insert(addr) {
                         if let Some(r) = self.remember.as_mut() {
@@ -195,6 +205,16 @@ impl Edge {
 
     fn send(&mut self, to: SocketAddr, data: Vec<u8>, now: u64) {
         let peer = self.peers.entry(to).or_default();
+        if self.down.contains(&to) && peer.conn.is_some() && now >= peer.heard_at.unwrap_or(0).max(peer.since) + STALE_MS {
+            // A knock on a member held down over a connection that has
+            // carried nothing from it lately: that connection may sit in
+            // loss-recovery back-off for seconds, so start afresh. (Closing
+            // on every Down instead made each false suspicion in a busy
+            // fleet cost a hundred handshakes.)
+            if let Some(c) = peer.conn.take() {
+                c.close(0u32.into(), b"member down");
+            }
+        }
         if let Some(conn) = &peer.conn {
             if super::wire::is_stream(&data) {
                 let conn = conn.clone();
@@ -243,7 +263,7 @@ impl Edge {
     fn event(&mut self, ev: ConnEvent, now: u64) {
         match ev {
             ConnEvent::Dialled(addr, Ok(conn)) => {
-                self.register(conn);
+                self.register(conn, now);
                 let peer = self.peers.entry(addr).or_default();
                 peer.dialling = false;
                 peer.failed_at = None;
@@ -270,10 +290,12 @@ impl Edge {
     }
 
     /// Uses `conn` for sends to its peer from now on and reads its datagrams.
-    fn register(&mut self, conn: quinn::Connection) {
+    fn register(&mut self, conn: quinn::Connection, now: u64) {
         let addr = conn.remote_address();
         let id = conn.stable_id();
-        self.peers.entry(addr).or_default().conn = Some(conn.clone());
+        let peer = self.peers.entry(addr).or_default();
+        peer.conn = Some(conn.clone());
+        peer.since = now;
         let datagrams = self.datagrams.clone();
         let events = self.events.clone();
         let mut shutdown = self.shutdown.clone();
