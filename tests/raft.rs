@@ -299,34 +299,3 @@ fn a_dead_voter_is_replaced_and_joins_go_on_after_the_init_node_is_deleted() {
     let r = role_of(&net, survivor, 1);
     assert!(r.is_empty() || r == "-", "the deleted node came back as {r:?}");
 }
-
-#[test]
-fn a_hundred_hollow_nodes_take_three_thousand_pods_through_the_real_leader() {
-    let (net, _hollow) = Net::hollow_cluster(100, 240);
-    // 3,000 pods in batches of 300, kept off the real node by a selector.
-    let t0 = std::time::Instant::now();
-    for batch in 0..10 {
-        let docs: Vec<String> = (0..300)
-            .map(|k| sleeper(&format!("scale-{batch}-{k}"), "  nodeSelector: {shoal.dev/hollow: \"true\"}\n"))
-            .collect();
-        net.apply_ok(1, &docs.join("---\n"));
-    }
-    let applied = t0.elapsed();
-    let nodes = net.wait_for(300, "3,000 pods Running", || {
-        let pods = net.pods(1, false)?;
-        let running: Vec<&str> = pods
-            .iter()
-            .filter(|p| p["status"]["phase"] == "Running")
-            .filter_map(|p| p["status"]["nodeName"].as_str())
-            .collect();
-        (running.len() == 3000).then(|| running.iter().map(|n| n.to_string()).collect::<std::collections::BTreeSet<_>>())
-    });
-    eprintln!(
-        "hollow: 3000 pods applied in {:.1} s, all Running after {:.1} s, on {} nodes",
-        applied.as_secs_f64(),
-        t0.elapsed().as_secs_f64(),
-        nodes.len()
-    );
-    assert!(nodes.iter().all(|n| n.starts_with("hollow-")), "a pod landed on a real node");
-    assert!(nodes.len() >= 90, "the scheduler spread 3,000 pods over only {} nodes", nodes.len());
-}
