@@ -2,7 +2,7 @@
 # Installs the Debian packages Shoal builds and runs with, if missing.
 set -eu
 need=""
-for p in libseccomp-dev busybox-static pkg-config iproute2 ca-certificates systemd; do
+for p in libseccomp-dev busybox-static pkg-config iproute2 iputils-ping ca-certificates systemd; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
 done
 if [ -n "$need" ]; then

@@ -5,7 +5,7 @@
 //! `cli` → `transport` (QUIC, mTLS, frames) → `daemon` (wiring, API handlers)
 //! → `api` (manifests, validation) → `node` (sans-IO reconcile core and its
 //! driver) → `runtime` (images, bundles, the libcontainer shim) and `store`
-//! (SQLite).
+//! (SQLite); `net` gives each pod its address and link.
 pub mod api;
 pub mod cli;
 pub mod consensus;
@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod gossip;
 pub mod join;
 pub mod leader;
+pub mod net;
 pub mod node;
 pub mod runtime;
 pub mod scheduler;

@@ -70,6 +70,8 @@ pub(super) struct InitArgs {
     data_dir: PathBuf,
     #[command(flatten)]
     node: NodeArgs,
+    #[command(flatten)]
+    network: NetworkArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -78,6 +80,32 @@ pub(super) struct UpArgs {
     agent: AgentArgs,
     #[command(flatten)]
     node: NodeArgs,
+    #[command(flatten)]
+    network: NetworkArgs,
+}
+
+/// The address plan of a new cluster (k3s' flags and defaults).
+#[derive(clap::Args, Debug)]
+pub(super) struct NetworkArgs {
+    /// Pod addresses; every node gets a subnet of it.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: ipnet::Ipv4Net,
+    /// Service virtual IPs (the cluster DNS takes the tenth).
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cidr: ipnet::Ipv4Net,
+    /// Prefix length of each node's pod subnet.
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
+}
+
+impl NetworkArgs {
+    fn plan(&self) -> Result<crate::state::ClusterNetwork> {
+        Ok(crate::state::ClusterNetwork::checked(
+            self.cluster_cidr,
+            self.service_cidr,
+            self.node_cidr_mask_size,
+        )?)
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -117,7 +145,8 @@ impl AgentArgs {
 }
 
 pub(super) fn init(a: InitArgs) -> Result<i32> {
-    let opts = a.node.options(&a.data_dir)?;
+    let mut opts = a.node.options(&a.data_dir)?;
+    opts.network = a.network.plan()?;
     if daemon::init(&opts)? {
         println!(
             "cluster created in {}; admin credentials: {}",
@@ -148,7 +177,8 @@ pub(super) async fn agent(a: AgentArgs) -> Result<i32> {
 }
 
 pub(super) async fn up(a: UpArgs) -> Result<i32> {
-    let opts = a.node.options(&a.agent.data_dir)?;
+    let mut opts = a.node.options(&a.agent.data_dir)?;
+    opts.network = a.network.plan()?;
     if daemon::init(&opts)? {
         eprintln!("new cluster in {}", opts.data_dir.display());
     }

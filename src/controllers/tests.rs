@@ -36,25 +36,12 @@ impl Sim {
             created: BTreeMap::new(),
         };
         for (i, n) in nodes.iter().enumerate() {
-            let node = NodeObject {
-                name: n.to_string(),
-                raft_id: 0,
-                addr: format!("127.0.0.1:{}", 5000 + i).parse().unwrap(),
-                labels: Default::default(),
-                zone: None,
-                cpus: 4,
-                memory_bytes: 8 << 30,
-                cordoned: false,
-                taints: vec![],
-                voter_eligible: true,
-                joined_ms: 0,
-                version: String::new(),
-                arch: "amd64".into(),
-            };
+            let node = NodeObject::for_test(n, format!("127.0.0.1:{}", 5000 + i).parse().unwrap());
             sim.apply(Command::RegisterNode {
                 node,
                 key_sha256: format!("k{i}"),
                 token: String::new(),
+                network: None,
             });
         }
         sim

@@ -84,6 +84,8 @@ pub struct InitOptions {
     pub labels: BTreeMap<String, String>,
     /// Zone.
     pub zone: Option<String>,
+    /// The address plan (`init` only).
+    pub network: crate::state::ClusterNetwork,
 }
 
 impl InitOptions {
@@ -96,6 +98,7 @@ impl InitOptions {
             advertise: None,
             labels: BTreeMap::new(),
             zone: None,
+            network: Default::default(),
         }
     }
 
@@ -111,6 +114,7 @@ impl InitOptions {
             joined_ms: crate::runtime::shim::now_ms(),
             raft_id,
             voter: true,
+            network: (role == Role::Server && raft_id == Some(FIRST_RAFT_ID)).then_some(self.network),
         }
     }
 }
@@ -365,7 +369,7 @@ pub async fn run(cfg: Config, trigger: Arc<Trigger>, shutdown: Shutdown) -> Resu
             version: env!("CARGO_PKG_VERSION").to_string(),
             arch: crate::state::kube_arch().to_string(),
         },
-        register: (raft_id == FIRST_RAFT_ID).then(|| self_object(&me, cpus, memory_bytes)),
+        register: (raft_id == FIRST_RAFT_ID).then(|| (self_object(&me, cpus, memory_bytes), me.network)),
         reports: reports_rx,
         shutdown: shutdown.clone(),
     }));
@@ -431,6 +435,7 @@ fn self_object(me: &NodeSettings, cpus: u32, memory_bytes: u64) -> NodeObject {
         joined_ms: me.joined_ms,
         version: env!("CARGO_PKG_VERSION").to_string(),
         arch: crate::state::kube_arch().to_string(),
+        pod_cidr: None,
     }
 }
 

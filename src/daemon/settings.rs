@@ -37,6 +37,10 @@ pub struct NodeSettings {
     /// May become a Raft voter (`join --voter=false` keeps a weak node out).
     #[serde(default = "yes")]
     pub voter: bool,
+    /// The address plan `init` chose (the first node only; it hands the
+    /// plan to the cluster when it registers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::state::ClusterNetwork>,
 }
 
 fn yes() -> bool {

@@ -156,11 +156,13 @@ pub async fn admit(
         joined_ms: now_ms,
         version: String::new(),
         arch: String::new(),
+        pod_cidr: None,
     };
     let cmd = Command::RegisterNode {
         node,
         key_sha256,
         token: id,
+        network: None,
     };
     let raft_id = match deps.consensus.write(cmd).await {
         Ok(Response::RaftId(i)) => i,

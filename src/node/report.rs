@@ -6,7 +6,7 @@
 
 use crate::consensus::Consensus;
 use crate::daemon::shutdown::Shutdown;
-use crate::state::{Command, NodeFacts, NodeObject, Response, StatusReport};
+use crate::state::{ClusterNetwork, Command, NodeFacts, NodeObject, Response, StatusReport};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -23,8 +23,9 @@ pub struct ReportDeps {
     pub consensus: Consensus,
     /// This node's facts, written once when they differ from the state's.
     pub facts: NodeFacts,
-    /// The first node registers itself once it leads the new cluster.
-    pub register: Option<NodeObject>,
+    /// The first node registers itself once it leads the new cluster,
+    /// with the address plan from its `init`.
+    pub register: Option<(NodeObject, Option<ClusterNetwork>)>,
     /// Status changes from the node loop.
     pub reports: mpsc::UnboundedReceiver<StatusReport>,
     /// Stop.
@@ -93,14 +94,15 @@ pub async fn run(deps: ReportDeps) {
 }
 
 /// Writes the facts if the state's copy differs; true when nothing is left to do.
-async fn send_facts(c: &Consensus, f: &NodeFacts, register: Option<&NodeObject>) -> bool {
+async fn send_facts(c: &Consensus, f: &NodeFacts, register: Option<&(NodeObject, Option<ClusterNetwork>)>) -> bool {
     let n = match (c.replica.node(&f.name), register) {
         (Ok(Some(n)), _) => n,
-        (Ok(None), Some(me)) if c.replica.nodes().is_ok_and(|all| all.is_empty()) => {
+        (Ok(None), Some((me, network))) if c.replica.nodes().is_ok_and(|all| all.is_empty()) => {
             let cmd = Command::RegisterNode {
                 node: me.clone(),
                 key_sha256: String::new(),
                 token: String::new(),
+                network: *network,
             };
             return match c.write(cmd).await {
                 Ok(Response::RaftId(id)) if id == me.raft_id => false, // facts follow
@@ -116,7 +118,13 @@ async fn send_facts(c: &Consensus, f: &NodeFacts, register: Option<&NodeObject>)
         }
         _ => return false, // not in the state yet
     };
-    if n.addr == f.addr && n.cpus == f.cpus && n.memory_bytes == f.memory_bytes && n.version == f.version && n.arch == f.arch {
+    if n.pod_cidr.is_some()
+        && n.addr == f.addr
+        && n.cpus == f.cpus
+        && n.memory_bytes == f.memory_bytes
+        && n.version == f.version
+        && n.arch == f.arch
+    {
         return true;
     }
     match c.write(Command::NodeFacts(f.clone())).await {

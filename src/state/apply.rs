@@ -3,8 +3,8 @@
 //! same rows and the same [`Response`] on every replica.
 
 use super::apply_workload;
-use super::read::{get_node, get_pod, put_node, put_pod};
-use super::{Binding, Command, Event, NodeObject, PodObject, Response, StatusReport, EVENTS_KEPT};
+use super::read::{get_node, get_pod, put_node, put_pod, NETWORK};
+use super::{Binding, ClusterNetwork, Command, Event, NodeObject, PodObject, Response, StatusReport, EVENTS_KEPT};
 use rusqlite::{params, Transaction};
 
 /// The next Raft id to hand out lives here.
@@ -33,7 +33,12 @@ pub fn apply_command(tx: &Transaction<'_>, cmd: &Command) -> rusqlite::Result<Re
             }
             Response::Ok
         }
-        Command::RegisterNode { node, key_sha256, token } => register(tx, node, key_sha256, token)?,
+        Command::RegisterNode {
+            node,
+            key_sha256,
+            token,
+            network,
+        } => register(tx, node, key_sha256, token, network.as_ref())?,
         Command::NodeFacts(f) => match get_node(tx, &f.name)? {
             None => Response::Refused(format!("node {:?} not found", f.name)),
             Some(mut n) => {
@@ -42,6 +47,11 @@ pub fn apply_command(tx: &Transaction<'_>, cmd: &Command) -> rusqlite::Result<Re
                 n.memory_bytes = f.memory_bytes;
                 n.version = f.version.clone();
                 n.arch = f.arch.clone();
+                if n.pod_cidr.is_none() {
+                    // A node from before pod networking, or one that found
+                    // the range full: try again.
+                    n.pod_cidr = free_subnet(tx)?;
+                }
                 put_node(tx, &n)?;
                 Response::Ok
             }
@@ -237,7 +247,13 @@ fn status(tx: &Transaction<'_>, node: &str, r: &StatusReport) -> rusqlite::Resul
     }
 }
 
-fn register(tx: &Transaction<'_>, node: &NodeObject, key_sha256: &str, token: &str) -> rusqlite::Result<Response> {
+fn register(
+    tx: &Transaction<'_>,
+    node: &NodeObject,
+    key_sha256: &str,
+    token: &str,
+    network: Option<&ClusterNetwork>,
+) -> rusqlite::Result<Response> {
     if get_node(tx, &node.name)?.is_some() {
         return Ok(Response::Refused(format!("a node named {:?} is already in the cluster", node.name)));
     }
@@ -250,8 +266,12 @@ fn register(tx: &Transaction<'_>, node: &NodeObject, key_sha256: &str, token: &s
     let next: u64 = super::read::meta(tx, NEXT_RAFT_ID)?.and_then(|v| v.parse().ok()).unwrap_or(1);
     let id = next.max(1);
     super::read::set_meta(tx, NEXT_RAFT_ID, &(id + 1).to_string())?;
+    if let (Some(plan), None) = (network, super::read::meta(tx, NETWORK)?) {
+        super::read::set_meta(tx, NETWORK, &serde_json::to_string(plan).expect("plain struct"))?;
+    }
     let mut n = node.clone();
     n.raft_id = id;
+    n.pod_cidr = free_subnet(tx)?;
     put_node(tx, &n)?;
     tx.execute(
         "INSERT OR REPLACE INTO sm_joined VALUES (?1, ?2, ?3, ?4)",
@@ -265,6 +285,13 @@ fn register(tx: &Transaction<'_>, node: &NodeObject, key_sha256: &str, token: &s
         }
     }
     Ok(Response::RaftId(id))
+}
+
+/// The lowest node subnet no node holds.
+fn free_subnet(tx: &Transaction<'_>) -> rusqlite::Result<Option<ipnet::Ipv4Net>> {
+    let plan = super::read::network_in(tx)?;
+    let taken: Vec<ipnet::Ipv4Net> = super::read::nodes_in(tx)?.into_iter().filter_map(|n| n.pod_cidr).collect();
+    Ok(plan.free_subnet(&taken))
 }
 
 fn remove_pod(tx: &Transaction<'_>, ns: &str, name: &str) -> rusqlite::Result<()> {

@@ -8,7 +8,8 @@
 //! sm_joined(name, key_sha256, token, joined_ms)
 //! sm_events(seq, json)                       -- the last EVENTS_KEPT events
 //! sm_workloads(kind, namespace, name, uid, json) -- WorkloadObject: Deployment, ReplicaSet, DaemonSet
-//! sm_meta(key, value)                        -- last applied log id, membership, next raft id
+//! sm_meta(key, value)                        -- last applied log id, membership, next raft id,
+//!                                               the address plan (ClusterNetwork)
 //! ```
 //! Commands and objects only ever grow (new variants and fields at the end,
 //! new fields with defaults), so two versions can share a cluster. Applying a
@@ -17,11 +18,13 @@
 
 mod apply;
 mod apply_workload;
+pub mod network;
 mod read;
 mod snapshot;
 pub mod workload;
 
 pub use apply::apply_command;
+pub use network::ClusterNetwork;
 pub use read::Replica;
 pub use snapshot::{dump, load};
 pub use workload::{Cascade, Kind, Op, Workload, WorkloadObject, WorkloadStatus};
@@ -136,9 +139,34 @@ pub struct NodeObject {
     /// CPU architecture in Kubernetes' words (`amd64`, `arm64`, `arm`).
     #[serde(default)]
     pub arch: String,
+    /// Its pod subnet (Kubernetes' `spec.podCIDR`), held until the node is
+    /// deleted; `None` while the cluster CIDR has no subnet left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_cidr: Option<ipnet::Ipv4Net>,
 }
 
 impl NodeObject {
+    /// A plain node for tests: 4 CPUs, 8 GiB, amd64, no labels.
+    #[cfg(test)]
+    pub(crate) fn for_test(name: &str, addr: SocketAddr) -> NodeObject {
+        NodeObject {
+            name: name.into(),
+            raft_id: 0,
+            addr,
+            labels: Default::default(),
+            zone: None,
+            cpus: 4,
+            memory_bytes: 8 << 30,
+            cordoned: false,
+            taints: vec![],
+            voter_eligible: true,
+            joined_ms: 0,
+            version: String::new(),
+            arch: "amd64".into(),
+            pod_cidr: None,
+        }
+    }
+
     /// Its labels plus Kubernetes' well-known ones (`kubernetes.io/hostname`,
     /// `kubernetes.io/os`, `kubernetes.io/arch`, `topology.kubernetes.io/zone`)
     /// where the user did not set them.
@@ -281,6 +309,9 @@ pub enum Command {
         key_sha256: String,
         /// Token id it joined with (empty for the first node).
         token: String,
+        /// The address plan, from the first node (later ones leave it out).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network: Option<ClusterNetwork>,
     },
     /// A node's own facts at agent start.
     NodeFacts(NodeFacts),

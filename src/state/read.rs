@@ -3,7 +3,7 @@
 
 use super::workload::{Kind, WorkloadObject};
 use super::TokenRecord;
-use super::{Event, NodeObject, PodObject};
+use super::{ClusterNetwork, Event, NodeObject, PodObject};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -118,6 +118,11 @@ impl Replica {
         get_node(&self.conn(), name)
     }
 
+    /// The address plan.
+    pub fn network(&self) -> rusqlite::Result<ClusterNetwork> {
+        network_in(&self.conn())
+    }
+
     /// Every token, oldest first.
     pub fn tokens(&self) -> rusqlite::Result<Vec<TokenRecord>> {
         let mut v: Vec<TokenRecord> = query_json(&self.conn(), "SELECT json FROM sm_tokens", params![])?;
@@ -205,6 +210,14 @@ pub(crate) fn put_node(c: &Connection, n: &NodeObject) -> rusqlite::Result<()> {
 
 pub(crate) fn get_token(c: &Connection, id: &str) -> rusqlite::Result<Option<TokenRecord>> {
     Ok(query_json(c, "SELECT json FROM sm_tokens WHERE id = ?1", params![id])?.pop())
+}
+
+/// The `sm_meta` key of the address plan.
+pub(crate) const NETWORK: &str = "network";
+
+/// The address plan: as the first node gave it, else the defaults.
+pub(crate) fn network_in(c: &Connection) -> rusqlite::Result<ClusterNetwork> {
+    Ok(meta(c, NETWORK)?.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default())
 }
 
 pub(crate) fn meta(c: &Connection, key: &str) -> rusqlite::Result<Option<String>> {

@@ -4,7 +4,8 @@
 //! ```text
 //! pods(namespace, name, uid, manifest JSON, created_at, status JSON, runtime JSON)
 //! images(reference, digest, config JSON, layers JSON, size)
-//! meta(key, value)            -- boot id of the last start, gossip generation
+//! meta(key, value)            -- boot id of the last start, gossip generation, last pod IP
+//! pod_ips(ip, uid)            -- pod addresses from the node's subnet (ipam.rs)
 //! ```
 //! Writes happen only on changes of state, never on a timer, to spare SD cards.
 
@@ -14,6 +15,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+mod ipam;
 
 /// A store operation failed; the transaction was rolled back.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +114,7 @@ CREATE TABLE IF NOT EXISTS pods (
 CREATE TABLE IF NOT EXISTS images (
   reference TEXT PRIMARY KEY, digest TEXT NOT NULL, config TEXT NOT NULL, layers TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pod_ips (ip TEXT PRIMARY KEY, uid TEXT NOT NULL UNIQUE);
 ";
 
 impl Store {

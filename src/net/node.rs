@@ -1,0 +1,99 @@
+//! A node's pod network: the subnet the cluster handed it, the bridge made
+//! for it, and each pod's address (store) and links (`link`).
+
+use super::{LinkError, Links};
+use crate::store::{Store, StoreError};
+use ipnet::Ipv4Net;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// VXLAN's 50 bytes of headers: pod links leave room for them from the
+/// start, so peers across a router can be reached without changing them.
+pub const VXLAN_OVERHEAD: u32 = 50;
+
+/// Setting up a pod's network failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The cluster has not handed this node a subnet yet.
+    #[error("the node has no pod subnet yet (network not ready)")]
+    NotReady,
+    /// Every address of the subnet is taken.
+    #[error("no free address in the node's pod subnet {0}")]
+    Full(Ipv4Net),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The kernel refused.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+}
+
+/// The node's subnet and bridge once they are in place.
+#[derive(Debug, Clone, Copy)]
+struct Ready {
+    subnet: Ipv4Net,
+    mtu: u32,
+}
+
+/// The node's pod network.
+pub struct PodNetwork {
+    links: Links,
+    store: Arc<Store>,
+    ready: Mutex<Option<Ready>>,
+}
+
+impl PodNetwork {
+    /// A pod network over `links` whose addresses live in `store`.
+    pub fn new(links: Links, store: Arc<Store>) -> PodNetwork {
+        PodNetwork {
+            links,
+            store,
+            ready: Mutex::new(None),
+        }
+    }
+
+    /// Sets the node up for `subnet`: forwarding on, the bridge with the
+    /// gateway address, pod links sized for the uplink that holds
+    /// `node_ip` less VXLAN's headers.
+    pub async fn ensure(&self, subnet: Ipv4Net, node_ip: Ipv4Addr) -> Result<(), NetError> {
+        let uplink = self.links.mtu_of(node_ip).await?.unwrap_or(1500);
+        let mtu = uplink.saturating_sub(VXLAN_OVERHEAD).max(576);
+        let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+        self.links.ensure_bridge(subnet, mtu).await?;
+        *self.ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(Ready { subnet, mtu });
+        Ok(())
+    }
+
+    /// The node's subnet, once set up.
+    pub fn subnet(&self) -> Option<Ipv4Net> {
+        self.ready().map(|r| r.subnet)
+    }
+
+    fn ready(&self) -> Option<Ready> {
+        *self.ready.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives pod `uid` (namespace at `netns`) its address and links; the
+    /// same address on every call.
+    pub async fn attach(&self, uid: &str, netns: &Path) -> Result<Ipv4Addr, NetError> {
+        let r = self.ready().ok_or(NetError::NotReady)?;
+        let ip = self.store.assign_ip(uid, r.subnet)?.ok_or(NetError::Full(r.subnet))?;
+        self.links.attach(uid, netns, ip, r.subnet, r.mtu).await?;
+        Ok(ip)
+    }
+
+    /// Takes pod `uid`'s links down and frees its address.
+    pub async fn detach(&self, uid: &str) -> Result<(), NetError> {
+        self.links.detach(uid).await?;
+        self.store.release_ip(uid)?;
+        Ok(())
+    }
+
+    /// Removes everything the node added to the host (the node leaves or is deleted).
+    pub async fn remove_all(&self) -> Result<(), NetError> {
+        let uids: Vec<String> = self.store.pod_ips()?.into_iter().map(|(_, u)| u).collect();
+        self.links.remove_all(&uids).await?;
+        Ok(())
+    }
+}
