@@ -411,3 +411,68 @@ async fn concurrent_create_sandbox_calls_share_one_sandbox() {
         assert!(!s.rt.paths().pod(&uid).exists(), "round {round}: pod directory left behind");
     }
 }
+
+#[test]
+fn a_pod_gets_an_address_of_the_nodes_subnet_that_the_host_reaches_and_keeps_across_an_agent_restart() {
+    let mut node = TestNode::start("podip");
+    let out = node.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: localhost/hello-http\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p = node.wait_pod("web", 30, "an address", |p| {
+        p["status"]["podIP"].is_string() && p["status"]["phase"] == "Running"
+    });
+    let ip: std::net::Ipv4Addr = p["status"]["podIP"].as_str().unwrap().parse().unwrap();
+    let cidr: ipnet::Ipv4Net = node.cluster_cidr.parse().unwrap();
+    assert!(cidr.contains(&ip), "{ip} is not in the cluster CIDR {cidr}");
+    assert_ne!(ip.octets()[3], 1, "{ip} is the gateway's address");
+    let get = |ip: std::net::Ipv4Addr| -> String {
+        use std::io::{Read, Write};
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = std::net::TcpStream::connect_timeout(&(ip, 8080).into(), Duration::from_secs(1)).and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+                let mut body = String::new();
+                s.read_to_string(&mut body)?;
+                Ok(body)
+            });
+            match got {
+                Ok(b) if b.contains("Hello from a Shoal pod") => return b,
+                other => assert!(std::time::Instant::now() < deadline, "no answer from {ip}:8080: {other:?}"),
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    get(ip);
+    // The agent dies and comes back: same address, still reachable, the
+    // connection from before still answers.
+    use std::io::{Read, Write};
+    let mut held = std::net::TcpStream::connect((ip, 8080)).unwrap();
+    node.kill_agent();
+    node.start_agent();
+    held.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    held.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    held.read_to_string(&mut body).unwrap();
+    assert!(body.contains("Hello from a Shoal pod"), "{body}");
+    let p = node.pod("web");
+    assert_eq!(p["status"]["podIP"].as_str(), Some(ip.to_string().as_str()));
+    get(ip);
+    // Deleted: its veth goes.
+    let wide = node.ok(&["get", "pods", "-o", "wide"]);
+    assert!(wide.contains(&ip.to_string()), "{wide}");
+    let uid = p["uid"].as_str().unwrap_or_default().to_string();
+    node.ok(&["delete", "pod", "web"]);
+    node.wait_gone("web", 15);
+    let veth = shoal::net::Names::new(&node.prefix).veth(&uid);
+    let links = String::from_utf8_lossy(
+        &std::process::Command::new("ip")
+            .args(["-o", "link", "show"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(!uid.is_empty() && !links.contains(&veth), "{veth} left behind (uid {uid:?})");
+}

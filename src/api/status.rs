@@ -114,4 +114,7 @@ pub struct PodStatus {
     /// App containers, in order.
     #[serde(default)]
     pub container_statuses: Vec<ContainerStatus>,
+    /// The pod's address on the pod network (Kubernetes' `status.podIP`).
+    #[serde(default, rename = "podIP", skip_serializing_if = "Option::is_none")]
+    pub pod_ip: Option<std::net::Ipv4Addr>,
 }

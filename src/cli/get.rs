@@ -88,7 +88,7 @@ fn table(pods: &[PodView], wide: bool, all: bool) {
     println!(
         "{}",
         if wide {
-            format!(" {:<12} {}", "NODE", "PIDS")
+            format!(" {:<15} {:<12} {}", "IP", "NODE", "PIDS")
         } else {
             String::new()
         }
@@ -113,7 +113,8 @@ fn table(pods: &[PodView], wide: bool, all: bool) {
             } else {
                 &p.status.node_name
             };
-            print!(" {:<12} {}", node, pids.join(","));
+            let ip = p.status.pod_ip.map(|i| i.to_string()).unwrap_or_else(|| "<none>".into());
+            print!(" {:<15} {:<12} {}", ip, node, pids.join(","));
         }
         println!();
     }
@@ -239,6 +240,9 @@ pub(super) async fn describe(ctx: &Ctx, a: DescribeArgs) -> Result<i32> {
     println!("Name:         {}", m.name);
     println!("Namespace:    {}", m.namespace());
     println!("UID:          {}", p.uid);
+    if let Some(ip) = p.status.pod_ip {
+        println!("IP:           {ip}");
+    }
     println!(
         "Node:         {}",
         if p.status.node_name.is_empty() {

@@ -134,6 +134,9 @@ pub enum DaemonError {
     /// Credentials are missing or broken.
     #[error(transparent)]
     Pki(#[from] pki::PkiError),
+    /// No netlink socket for the pod network.
+    #[error(transparent)]
+    Net(#[from] crate::net::LinkError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -349,9 +352,22 @@ pub async fn run(cfg: Config, trigger: Arc<Trigger>, shutdown: Shutdown) -> Resu
         backoff_base_ms: cfg.backoff_base_ms,
         backoff_max_ms: cfg.backoff_max_ms,
     });
+    let links = crate::net::Links::connect(crate::net::Names::new(&paths.prefix))?;
+    let net = Arc::new(crate::net::PodNetwork::new(links, store.clone()));
+    tasks.spawn(crate::net::run(crate::net::NetDeps {
+        net: net.clone(),
+        replica: replica.clone(),
+        node_name: me.name.clone(),
+        node_ip: match me.advertise.ip() {
+            std::net::IpAddr::V4(ip) => ip,
+            std::net::IpAddr::V6(_) => std::net::Ipv4Addr::LOCALHOST,
+        },
+        shutdown: shutdown.clone(),
+    }));
     tasks.spawn(driver::run(driver::NodeDeps {
         node,
         runtime: runtime.clone(),
+        net,
         store: store.clone(),
         replica: replica.clone(),
         node_name: me.name.clone(),

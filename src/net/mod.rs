@@ -17,9 +17,11 @@
 pub mod ipam;
 mod link;
 mod node;
+mod task;
 
 pub use link::{LinkError, Links};
 pub use node::{NetError, PodNetwork};
+pub use task::{run, NetDeps};
 
 use sha2::{Digest, Sha256};
 

@@ -4,6 +4,7 @@
 use super::{LinkError, Links};
 use crate::store::{Store, StoreError};
 use ipnet::Ipv4Net;
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -41,6 +42,8 @@ pub struct PodNetwork {
     links: Links,
     store: Arc<Store>,
     ready: Mutex<Option<Ready>>,
+    /// One attach at a time per pod: its containers start side by side.
+    attaching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl PodNetwork {
@@ -50,6 +53,7 @@ impl PodNetwork {
             links,
             store,
             ready: Mutex::new(None),
+            attaching: Mutex::new(HashMap::new()),
         }
     }
 
@@ -65,6 +69,11 @@ impl PodNetwork {
         Ok(())
     }
 
+    /// The bridge's name.
+    pub fn bridge(&self) -> &str {
+        &self.links.names().bridge
+    }
+
     /// The node's subnet, once set up.
     pub fn subnet(&self) -> Option<Ipv4Net> {
         self.ready().map(|r| r.subnet)
@@ -78,6 +87,14 @@ impl PodNetwork {
     /// same address on every call.
     pub async fn attach(&self, uid: &str, netns: &Path) -> Result<Ipv4Addr, NetError> {
         let r = self.ready().ok_or(NetError::NotReady)?;
+        let lock = self
+            .attaching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(uid.to_string())
+            .or_default()
+            .clone();
+        let _one = lock.lock().await;
         let ip = self.store.assign_ip(uid, r.subnet)?.ok_or(NetError::Full(r.subnet))?;
         self.links.attach(uid, netns, ip, r.subnet, r.mtu).await?;
         Ok(ip)
@@ -85,6 +102,7 @@ impl PodNetwork {
 
     /// Takes pod `uid`'s links down and frees its address.
     pub async fn detach(&self, uid: &str) -> Result<(), NetError> {
+        self.attaching.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
         self.links.detach(uid).await?;
         self.store.release_ip(uid)?;
         Ok(())

@@ -15,6 +15,7 @@ use super::{Effect, Input, Node, PodKey};
 use crate::api::manifest::Pod;
 use crate::api::status::PodStatus;
 use crate::daemon::shutdown::Shutdown;
+use crate::net::{NetError, PodNetwork};
 use crate::runtime::image::ImageError;
 use crate::runtime::{proc, shim, Runtime, RuntimeError};
 use crate::state::{PodObject, Replica, StatusReport};
@@ -30,6 +31,8 @@ pub struct NodeDeps {
     pub node: Node,
     /// The container runtime.
     pub runtime: Arc<Runtime>,
+    /// The pod network.
+    pub net: Arc<PodNetwork>,
     /// The store.
     pub store: Arc<Store>,
     /// This node's copy of the cluster state.
@@ -56,6 +59,7 @@ fn now_ms() -> u64 {
 struct Driver {
     node: Node,
     runtime: Arc<Runtime>,
+    net: Arc<PodNetwork>,
     store: Arc<Store>,
     handles: HashMap<PodKey, Vec<RuntimeHandle>>,
     events: mpsc::Sender<(Input, Option<RuntimeHandle>)>,
@@ -71,6 +75,7 @@ pub async fn run(deps: NodeDeps) {
     let NodeDeps {
         node,
         runtime,
+        net,
         store,
         replica,
         node_name,
@@ -82,6 +87,7 @@ pub async fn run(deps: NodeDeps) {
     let mut d = Driver {
         node,
         runtime,
+        net,
         store,
         handles: HashMap::new(),
         events: events_tx,
@@ -231,6 +237,7 @@ impl Driver {
         match e {
             Effect::Start { key, uid, container } => {
                 let rt = self.runtime.clone();
+                let net = self.net.clone();
                 let events = self.events.clone();
                 let pod = match self.store.get_pod(&key.0, &key.1) {
                     Ok(Some(rec)) => rec.pod,
@@ -239,7 +246,7 @@ impl Driver {
                         return;
                     }
                 };
-                tokio::spawn(async move { start_container(rt, events, key, uid, pod, container).await });
+                tokio::spawn(async move { start_container(rt, net, events, key, uid, pod, container).await });
             }
             Effect::Probe {
                 key,
@@ -274,9 +281,14 @@ impl Driver {
                 if let Err(e) = self.store.delete_pod(&key.0, &key.1) {
                     warn!(pod = ?key, error = %e, "could not remove pod from the store");
                 }
-                let rt = self.runtime.clone();
+                let (rt, net) = (self.runtime.clone(), self.net.clone());
                 let gone = uid.clone();
-                tokio::task::spawn_blocking(move || rt.delete_pod(&gone, &containers));
+                tokio::spawn(async move {
+                    if let Err(e) = net.detach(&gone).await {
+                        warn!(uid = %gone, error = %e, "could not remove the pod's network");
+                    }
+                    let _ = tokio::task::spawn_blocking(move || rt.delete_pod(&gone, &containers)).await;
+                });
                 info!(pod = ?key, "pod deleted");
                 self.report(key, &uid, None);
                 // A new incarnation of the same name may be waiting.
@@ -367,8 +379,18 @@ impl Driver {
     }
 }
 
+/// Why a container did not start.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("pod network: {0}")]
+    Net(#[from] NetError),
+}
+
 async fn start_container(
     rt: Arc<Runtime>,
+    net: Arc<PodNetwork>,
     events: mpsc::Sender<(Input, Option<RuntimeHandle>)>,
     key: PodKey,
     uid: String,
@@ -387,8 +409,10 @@ async fn start_container(
     };
     let result = async {
         rt.create_sandbox(&uid, &pod).await?;
+        let ip = net.attach(&uid, &rt.paths().pod(&uid).join("ns/net")).await?;
+        let _ = events.send((Input::Addressed { key: key.clone(), ip }, None)).await;
         rt.create_bundle(&uid, &pod, &c)?;
-        rt.start(&uid, &name).await
+        Ok::<_, StartError>(rt.start(&uid, &name).await?)
     }
     .await;
     match result {
@@ -409,9 +433,11 @@ async fn start_container(
         }
         Err(e) => {
             let reason = match &e {
-                RuntimeError::Image(ImageError::NotFound { .. }) => "ErrImageNeverPull",
-                RuntimeError::Image(_) => "InvalidImage",
-                _ => "CreateContainerError",
+                StartError::Runtime(RuntimeError::Image(ImageError::NotFound { .. })) => "ErrImageNeverPull",
+                StartError::Runtime(RuntimeError::Image(_)) => "InvalidImage",
+                StartError::Runtime(_) => "CreateContainerError",
+                StartError::Net(NetError::NotReady) => "NetworkNotReady",
+                StartError::Net(_) => "CreatePodSandboxError",
             };
             warn!(pod = ?key, container = %name, error = %e, "container did not start");
             let _ = events

@@ -229,5 +229,6 @@ fn running(p: &PodObject, node: &str, now: u64) -> PodStatus {
         ready_since: Some(now),
         init_container_statuses: Vec::new(),
         container_statuses: p.pod.spec.containers.iter().map(view).collect(),
+        pod_ip: None,
     }
 }

@@ -50,6 +50,13 @@ pub enum Input {
         /// Host pid.
         pid: i32,
     },
+    /// The pod's sandbox has its address on the pod network.
+    Addressed {
+        /// The pod.
+        key: PodKey,
+        /// Its address.
+        ip: std::net::Ipv4Addr,
+    },
     /// A start failed before the process ran.
     StartFailed {
         /// The pod.
@@ -154,6 +161,8 @@ struct PodState {
     deleting: Option<u64>,
     /// When every app container last became ready; None while one is not.
     ready_since: Option<u64>,
+    /// Its address on the pod network, once its sandbox has one.
+    pod_ip: Option<std::net::Ipv4Addr>,
 }
 
 /// The reconcile state of every pod on this node.
@@ -179,6 +188,7 @@ impl Node {
         let mut state = new_state(pod, uid, now);
         state.start_time = status.start_time;
         state.ready_since = status.ready_since;
+        state.pod_ip = status.pod_ip;
         let saved = status.init_container_statuses.iter().chain(&status.container_statuses);
         for s in saved {
             let Some(slot) = state.slots.iter_mut().find(|x| x.name == s.name) else {
@@ -277,6 +287,14 @@ impl Node {
                 fx.push(Effect::Persist(key.clone()));
                 Some(key)
             }
+            Input::Addressed { key, ip } => match self.pods.get_mut(&key) {
+                Some(p) if p.pod_ip != Some(ip) => {
+                    p.pod_ip = Some(ip);
+                    fx.push(Effect::Persist(key.clone()));
+                    Some(key)
+                }
+                _ => None,
+            },
             Input::StartFailed {
                 key,
                 container,
@@ -565,6 +583,7 @@ impl Node {
             ready_since: p.ready_since,
             init_container_statuses: views(true),
             container_statuses: views(false),
+            pod_ip: p.pod_ip,
         })
     }
 }
@@ -593,6 +612,7 @@ fn new_state(pod: Pod, uid: String, now: u64) -> PodState {
         start_time: None,
         deleting: None,
         ready_since: None,
+        pod_ip: None,
     }
 }
 

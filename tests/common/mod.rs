@@ -35,6 +35,9 @@ pub struct TestNode {
     pub port: u16,
     pub agent: Option<Child>,
     pub prefix: String,
+    /// A pod CIDR of its own, so test nodes side by side in the host's
+    /// namespace do not put one subnet on two bridges.
+    pub cluster_cidr: String,
 }
 
 fn free_udp_port() -> u16 {
@@ -65,6 +68,7 @@ impl TestNode {
             port: free_udp_port(),
             agent: None,
             prefix,
+            cluster_cidr: format!("10.{}.0.0/16", 100 + (std::process::id() + n) % 100),
         };
         node.start_agent();
         node
@@ -85,6 +89,8 @@ impl TestNode {
                 &format!("127.0.0.1:{}", self.port),
                 "--name",
                 "testnode",
+                "--cluster-cidr",
+                &self.cluster_cidr,
             ])
             .args(["--backoff-base-ms", "500", "--backoff-max-ms", "8000"])
             .env("SHOAL_LOG", "info")
@@ -262,6 +268,12 @@ pub fn remove_node_leftovers(dir: &Path) {
     std::thread::sleep(Duration::from_millis(200));
     let prefix = shoal::runtime::layout::NodePaths::new(dir).prefix;
     unmount_under(dir);
+    // The pods' veths went with their namespaces; the bridge is left.
+    let bridge = shoal::net::Names::new(&prefix).bridge;
+    let _ = Command::new("ip")
+        .args(["link", "del", &bridge])
+        .stderr(std::process::Stdio::null())
+        .status();
     if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
         for e in entries.flatten() {
             remove_cgroups(&e.path().join(&prefix));
