@@ -38,6 +38,26 @@ fn bad_manifests_are_refused_by_name_and_nothing_is_lost() {
     refused(&node, &GOOD.replace("name: good", "name: Bad_Name"), &["metadata.name", "RFC 1123"]);
     refused(
         &node,
+        &GOOD.replace("name: good", "name: other").replace(
+            "command:",
+            "env: [{name: X, valueFrom: {fieldRef: {fieldPath: spec.containers}}}], command:",
+        ),
+        &[
+            "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath",
+            "Unsupported value",
+            "status.podIP",
+        ],
+    );
+    refused(
+        &node,
+        &GOOD.replace("name: good", "name: other").replace(
+            "command:",
+            "env: [{name: X, valueFrom: {secretKeyRef: {name: s, key: k}}}], command:",
+        ),
+        &["secretKeyRef"],
+    );
+    refused(
+        &node,
         "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: d}\n",
         &["CronJob", "not supported"],
     );

@@ -416,7 +416,7 @@ async fn concurrent_create_sandbox_calls_share_one_sandbox() {
 fn a_pod_gets_an_address_of_the_nodes_subnet_that_the_host_reaches_and_keeps_across_an_agent_restart() {
     let mut node = TestNode::start("podip");
     let out = node.apply(
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: localhost/hello-http\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: hello}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: localhost/hello-http\n  - name: env\n    image: localhost/busybox\n    command: [sh, -c, 'echo \"ip=$POD_IP node=$NODE ns=$NS name=$NAME app=$APP host=$HOST\"; exec sleep 600']\n    env:\n    - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}\n    - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}\n    - {name: NS, valueFrom: {fieldRef: {apiVersion: v1, fieldPath: metadata.namespace}}}\n    - {name: NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}\n    - {name: APP, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['app']\"}}}\n    - {name: HOST, valueFrom: {fieldRef: {fieldPath: status.hostIP}}}\n",
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let p = node.wait_pod("web", 30, "an address", |p| {
@@ -445,6 +445,17 @@ fn a_pod_gets_an_address_of_the_nodes_subnet_that_the_host_reaches_and_keeps_acr
         }
     };
     get(ip);
+    // The downward API: the second container was told its pod's fields.
+    let want = format!("ip={ip} node=testnode ns=default name=web app=hello host=127.0.0.1");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !node.ok(&["logs", "web", "-c", "env"]).contains(&want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?} lacks {want:?}",
+            node.ok(&["logs", "web", "-c", "env"])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // The agent dies and comes back: same address, still reachable, the
     // connection from before still answers.
     use std::io::{Read, Write};

@@ -1,6 +1,7 @@
 //! The user-facing API: manifest types, their validation, pod status, and the
 //! requests the client sends over QUIC.
 
+pub mod downward;
 pub mod manifest;
 pub mod quantity;
 pub mod status;

@@ -147,6 +147,28 @@ fn validate_container(c: &Container, volumes: &HashSet<&str>) -> Vec<(String, St
         if e.name.is_empty() || e.name.contains('=') || e.name.contains('\0') {
             out.push((format!("env[{i}].name"), format!("{:?} is not a valid variable name", e.name)));
         }
+        if let Some(from) = &e.value_from {
+            let at = format!("env[{i}].valueFrom");
+            if !e.value.is_empty() {
+                out.push((at.clone(), "may not be specified when `value` is not empty".into()));
+            }
+            match &from.field_ref {
+                None => out.push((at, "must specify fieldRef".into())),
+                Some(f) if f.api_version.as_deref().is_some_and(|v| v != "v1") => out.push((
+                    format!("{at}.fieldRef.apiVersion"),
+                    format!("{:?}: only \"v1\" is supported", f.api_version.as_deref().unwrap_or_default()),
+                )),
+                Some(f) if !crate::api::downward::supported(&f.field_path) => out.push((
+                    format!("{at}.fieldRef.fieldPath"),
+                    format!(
+                        "Unsupported value: {:?}: supported values: {}",
+                        f.field_path,
+                        crate::api::downward::FIELD_PATHS.join(", ")
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
     }
     if let Some(w) = &c.working_dir {
         if !w.starts_with('/') {

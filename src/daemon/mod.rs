@@ -371,6 +371,7 @@ pub async fn run(cfg: Config, trigger: Arc<Trigger>, shutdown: Shutdown) -> Resu
         store: store.clone(),
         replica: replica.clone(),
         node_name: me.name.clone(),
+        host_ip: me.advertise.ip(),
         reports: reports_tx,
         shutdown: shutdown.clone(),
     }));

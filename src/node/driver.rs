@@ -12,6 +12,7 @@
 //! run in their own tasks and report back over the `node_events` channel.
 
 use super::{Effect, Input, Node, PodKey};
+use crate::api::downward::PodFacts;
 use crate::api::manifest::Pod;
 use crate::api::status::PodStatus;
 use crate::daemon::shutdown::Shutdown;
@@ -39,6 +40,8 @@ pub struct NodeDeps {
     pub replica: Arc<Replica>,
     /// This node's name in it.
     pub node_name: String,
+    /// This node's address (the downward API's `status.hostIP`).
+    pub host_ip: std::net::IpAddr,
     /// Status changes for the leader.
     pub reports: mpsc::UnboundedSender<StatusReport>,
     /// Stop.
@@ -65,6 +68,7 @@ struct Driver {
     events: mpsc::Sender<(Input, Option<RuntimeHandle>)>,
     replica: Arc<Replica>,
     node_name: String,
+    host_ip: std::net::IpAddr,
     reports: mpsc::UnboundedSender<StatusReport>,
     /// The last status sent for each pod (uid, status), so each is sent once.
     reported: HashMap<PodKey, (String, PodStatus)>,
@@ -79,6 +83,7 @@ pub async fn run(deps: NodeDeps) {
         store,
         replica,
         node_name,
+        host_ip,
         reports,
         mut shutdown,
     } = deps;
@@ -93,6 +98,7 @@ pub async fn run(deps: NodeDeps) {
         events: events_tx,
         replica,
         node_name,
+        host_ip,
         reports,
         reported: HashMap::new(),
     };
@@ -238,6 +244,12 @@ impl Driver {
             Effect::Start { key, uid, container } => {
                 let rt = self.runtime.clone();
                 let net = self.net.clone();
+                let facts = PodFacts {
+                    uid: uid.clone(),
+                    node_name: self.node_name.clone(),
+                    pod_ip: None,
+                    host_ip: Some(self.host_ip),
+                };
                 let events = self.events.clone();
                 let pod = match self.store.get_pod(&key.0, &key.1) {
                     Ok(Some(rec)) => rec.pod,
@@ -246,7 +258,7 @@ impl Driver {
                         return;
                     }
                 };
-                tokio::spawn(async move { start_container(rt, net, events, key, uid, pod, container).await });
+                tokio::spawn(async move { start_container(rt, net, events, key, facts, pod, container).await });
             }
             Effect::Probe {
                 key,
@@ -393,7 +405,7 @@ async fn start_container(
     net: Arc<PodNetwork>,
     events: mpsc::Sender<(Input, Option<RuntimeHandle>)>,
     key: PodKey,
-    uid: String,
+    mut facts: PodFacts,
     pod: Pod,
     name: String,
 ) {
@@ -407,11 +419,13 @@ async fn start_container(
     else {
         return;
     };
+    let uid = facts.uid.clone();
     let result = async {
         rt.create_sandbox(&uid, &pod).await?;
         let ip = net.attach(&uid, &rt.paths().pod(&uid).join("ns/net")).await?;
         let _ = events.send((Input::Addressed { key: key.clone(), ip }, None)).await;
-        rt.create_bundle(&uid, &pod, &c)?;
+        facts.pod_ip = Some(ip.into());
+        rt.create_bundle(&uid, &pod, &c, &facts)?;
         Ok::<_, StartError>(rt.start(&uid, &name).await?)
     }
     .await;

@@ -2,6 +2,7 @@
 
 use super::shim::ShimConfig;
 use super::{sandbox, spec, Runtime, RuntimeError};
+use crate::api::downward::PodFacts;
 use crate::api::manifest::{Container, Pod};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError};
@@ -68,14 +69,14 @@ impl Runtime {
     }
 
     /// Writes the bundle of container `c`: `config.json` and `shim.json`.
-    pub fn create_bundle(&self, uid: &str, pod: &Pod, c: &Container) -> Result<PathBuf, RuntimeError> {
+    pub fn create_bundle(&self, uid: &str, pod: &Pod, c: &Container, facts: &PodFacts) -> Result<PathBuf, RuntimeError> {
         let image = self.images.resolve(&c.image)?;
         let bundle = self.paths.bundle(uid, &c.name);
         std::fs::create_dir_all(&bundle).map_err(|e| RuntimeError::Io {
             path: bundle.clone(),
             source: e,
         })?;
-        spec::write_spec(&self.paths, uid, pod, c, &image, &bundle)?;
+        spec::write_spec(&self.paths, uid, pod, c, &image, facts, &bundle)?;
         let cfg = ShimConfig {
             id: self.paths.container_id(uid, &c.name),
             oci_root: self.paths.oci_root(),

@@ -4,6 +4,7 @@
 use super::image::ResolvedImage;
 use super::layout::NodePaths;
 use super::RuntimeError;
+use crate::api::downward::PodFacts;
 use crate::api::manifest::{Container, Pod};
 use crate::api::quantity::Quantity;
 use oci_spec::runtime::Spec;
@@ -140,7 +141,12 @@ pub fn expand(s: &str, env: &BTreeMap<String, String>) -> String {
 }
 
 /// The process's environment, argv and working dir after Kubernetes' rules.
-pub fn process_of(pod: &Pod, c: &Container, image: &ResolvedImage) -> Result<(Vec<String>, Vec<String>, String), RuntimeError> {
+pub fn process_of(
+    pod: &Pod,
+    c: &Container,
+    image: &ResolvedImage,
+    facts: &PodFacts,
+) -> Result<(Vec<String>, Vec<String>, String), RuntimeError> {
     let cfg = image.config.config().clone().unwrap_or_default();
     let mut env: Vec<(String, String)> = Vec::new();
     let set = |env: &mut Vec<(String, String)>, k: String, v: String| match env.iter_mut().find(|(n, _)| *n == k) {
@@ -165,8 +171,13 @@ pub fn process_of(pod: &Pod, c: &Container, image: &ResolvedImage) -> Result<(Ve
     }
     set(&mut env, "HOSTNAME".into(), pod.metadata.name.clone());
     for e in &c.env {
-        let known: BTreeMap<String, String> = env.iter().cloned().collect();
-        let v = expand(&e.value, &known);
+        let v = match e.value_from.as_ref().and_then(|f| f.field_ref.as_ref()) {
+            Some(f) => crate::api::downward::field_value(pod, facts, &f.field_path),
+            None => {
+                let known: BTreeMap<String, String> = env.iter().cloned().collect();
+                expand(&e.value, &known)
+            }
+        };
         set(&mut env, e.name.clone(), v);
     }
     let known: BTreeMap<String, String> = env.iter().cloned().collect();
@@ -320,9 +331,10 @@ pub fn write_spec(
     pod: &Pod,
     c: &Container,
     image: &ResolvedImage,
+    facts: &PodFacts,
     bundle: &Path,
 ) -> Result<(), RuntimeError> {
-    let (args, env, cwd) = process_of(pod, c, image)?;
+    let (args, env, cwd) = process_of(pod, c, image, facts)?;
     let (user, group) = user_of(c, image)?;
     let sc = c.security_context.clone().unwrap_or_default();
     let caps = DEFAULT_CAPS;
