@@ -98,3 +98,60 @@ fn a_pod_gets_its_address_route_and_gateway_and_everything_goes_away() {
     let pod_links = run("ip", &["-n", &pod, "-o", "link", "show"]);
     assert!(!pod_links.contains("eth0"), "{pod_links}");
 }
+
+/// A pod on `host` (by name), as YAML.
+fn pod_on(name: &str, host: &str, image: &str, command: Option<&str>) -> String {
+    let cmd = command.map(|c| format!("    command: [sh, -c, '{c}']\n")).unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  nodeSelector: {{kubernetes.io/hostname: {host}}}\n  containers:\n  - name: c\n    image: {image}\n{cmd}"
+    )
+}
+
+#[test]
+fn pods_on_two_nodes_of_one_link_reach_each_other_by_address() {
+    let net = common::netns::Net::cluster(2);
+    net.import(1, "hello-http.tar");
+    net.apply_ok(1, &pod_on("server", "h1", "localhost/hello-http", None));
+    let ip = net.wait_for(60, "the server's address", || {
+        let pods = net.pods(1, false)?;
+        let p = pods
+            .iter()
+            .find(|p| p["pod"]["metadata"]["name"] == "server" || p["metadata"]["name"] == "server")?;
+        (p["status"]["phase"] == "Running").then(|| p["status"]["podIP"].as_str().map(str::to_string))?
+    });
+    // h1 routes h2's pod subnet through h2's address on their shared link.
+    let routes = run("ip", &["-n", &net.host(1).ns, "route", "show", "proto", "83"]);
+    assert!(routes.contains("via 10.88.0.2"), "{routes}");
+    net.apply_ok(
+        1,
+        &pod_on(
+            "client",
+            "h2",
+            "localhost/busybox",
+            // busybox's static wget crashes resolving a non-loopback address
+            // in glibc's getaddrinfo; nc takes the address as it is.
+            Some(&format!(
+                "while true; do printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | nc -w 2 {ip} 8080 | grep Hello && sleep 600; sleep 0.2; done"
+            )),
+        ),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = net.run(2, &["logs", "client", "--server", &net.addr(2)]);
+        if String::from_utf8_lossy(&out.stdout).contains("Hello from a Shoal pod") {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let h2 = &net.host(2).ns;
+            panic!(
+                "the client on h2 did not reach the server at {ip}: logs {:?} {:?}\nh2 routes:\n{}\nh2 links:\n{}\npods: {:?}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                run("ip", &["-n", h2, "route"]),
+                run("ip", &["-n", h2, "-br", "addr"]),
+                net.placements(1)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}

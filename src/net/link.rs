@@ -296,3 +296,90 @@ fn bridge_mac(subnet: Ipv4Net) -> [u8; 6] {
     let o = subnet.network().octets();
     [0x0a, 0x58, o[0], o[1], o[2], 0x01]
 }
+
+/// Routes Shoal adds carry this protocol number, so a sync finds its own
+/// routes and nobody else's (free in iproute2's rt_protos).
+const RTPROT_SHOAL: u8 = 83;
+
+/// A route to a peer node's pod subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PeerRoute {
+    /// The peer's pod subnet.
+    pub subnet: Ipv4Net,
+    /// The peer's address, on one of this node's links (host-gw).
+    pub via: Ipv4Addr,
+}
+
+impl Links {
+    /// The IPv4 networks of this node's links, its bridge left out: a peer
+    /// inside one of them is on the same link.
+    pub async fn local_networks(&self) -> Result<Vec<Ipv4Net>, LinkError> {
+        let bridge = link_by_name(&self.handle, &self.names.bridge).await?.map(|l| l.header.index);
+        let mut out = Vec::new();
+        let mut addrs = self.handle.address().get().execute();
+        while let Some(a) = addrs.try_next().await.map_err(req("ip addr show"))? {
+            if Some(a.header.index) == bridge {
+                continue;
+            }
+            for x in &a.attributes {
+                if let rtnetlink::packet_route::address::AddressAttribute::Local(IpAddr::V4(ip)) = x {
+                    if let Ok(n) = Ipv4Net::new(*ip, a.header.prefix_len) {
+                        if !ip.is_loopback() {
+                            out.push(n.trunc());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes the routes to peers' pod subnets exactly `want`: adds what is
+    /// missing, removes Shoal's routes that are no longer wanted, leaves
+    /// every other route alone.
+    pub async fn sync_routes(&self, want: &[PeerRoute]) -> Result<(), LinkError> {
+        use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteProtocol};
+        let proto = RouteProtocol::from(RTPROT_SHOAL);
+        let mut have = Vec::new();
+        let mut routes = self.handle.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
+        while let Some(r) = routes.try_next().await.map_err(req("ip route show"))? {
+            if r.header.table != RouteHeader::RT_TABLE_MAIN || r.header.protocol != proto {
+                continue;
+            }
+            let dst = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(RouteAddress::Inet(ip)) => Ipv4Net::new(*ip, r.header.destination_prefix_length).ok(),
+                _ => None,
+            });
+            let via = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Gateway(RouteAddress::Inet(ip)) => Some(*ip),
+                _ => None,
+            });
+            match (dst, via) {
+                (Some(subnet), Some(via)) if want.contains(&PeerRoute { subnet, via }) => have.push(PeerRoute { subnet, via }),
+                _ => {
+                    let what = format!("ip route del {dst:?} proto {RTPROT_SHOAL}");
+                    match self.handle.route().del(r).execute().await {
+                        Ok(()) => {}
+                        Err(e) if errno(&e) == Some(libc::ESRCH) => {}
+                        Err(e) => return Err(req(what)(e)),
+                    }
+                }
+            }
+        }
+        for r in want.iter().filter(|r| !have.contains(r)) {
+            let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(r.subnet.network(), r.subnet.prefix_len())
+                .gateway(r.via)
+                .protocol(proto)
+                .build();
+            self.handle
+                .route()
+                .add(msg)
+                .replace()
+                .execute()
+                .await
+                .map_err(req(format!("ip route replace {} via {} proto {RTPROT_SHOAL}", r.subnet, r.via)))?;
+        }
+        Ok(())
+    }
+}

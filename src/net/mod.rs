@@ -17,9 +17,10 @@
 pub mod ipam;
 mod link;
 mod node;
+pub mod routes;
 mod task;
 
-pub use link::{LinkError, Links};
+pub use link::{LinkError, Links, PeerRoute};
 pub use node::{NetError, PodNetwork};
 pub use task::{run, NetDeps};
 

@@ -108,6 +108,15 @@ impl PodNetwork {
         Ok(())
     }
 
+    /// Routes to the peers' pod subnets on this node's links; returns the
+    /// peers no direct route reaches.
+    pub async fn sync_peers(&self, me: &str, nodes: &[crate::state::NodeObject]) -> Result<Vec<String>, NetError> {
+        let local = self.links.local_networks().await?;
+        let (routes, far) = super::routes::desired(me, nodes, &local);
+        self.links.sync_routes(&routes).await?;
+        Ok(far)
+    }
+
     /// Removes everything the node added to the host (the node leaves or is deleted).
     pub async fn remove_all(&self) -> Result<(), NetError> {
         let uids: Vec<String> = self.store.pod_ips()?.into_iter().map(|(_, u)| u).collect();

@@ -38,8 +38,11 @@ pub async fn run(deps: NetDeps) {
     } = deps;
     let mut changes = replica.subscribe();
     let mut failed = false;
+    let mut peers_seen = None;
+    let mut far_seen = Vec::new();
     loop {
-        let want = replica.node(&node_name).ok().flatten().and_then(|n| n.pod_cidr);
+        let nodes = replica.nodes().unwrap_or_default();
+        let want = nodes.iter().find(|n| n.name == node_name).and_then(|n| n.pod_cidr);
         if let Some(subnet) = want.filter(|s| failed || net.subnet() != Some(*s)) {
             match net.ensure(subnet, node_ip).await {
                 Ok(()) => {
@@ -48,6 +51,22 @@ pub async fn run(deps: NetDeps) {
                 }
                 Err(e) => {
                     warn!(%subnet, error = %e, "pod network not ready; retrying");
+                    failed = true;
+                }
+            }
+        }
+        let peers: Vec<_> = nodes.iter().map(|n| (n.name.clone(), n.addr, n.pod_cidr)).collect();
+        if failed || peers_seen.as_ref() != Some(&peers) {
+            match net.sync_peers(&node_name, &nodes).await {
+                Ok(far) => {
+                    if far != far_seen && !far.is_empty() {
+                        warn!(peers = ?far, "no direct route to these nodes' pods (not on a shared link; tunnels are not built yet)");
+                    }
+                    far_seen = far;
+                    peers_seen = Some(peers);
+                }
+                Err(e) => {
+                    warn!(error = %e, "routes to peers' pods not in place; retrying");
                     failed = true;
                 }
             }
