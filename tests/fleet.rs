@@ -90,7 +90,10 @@ fn a_hundred_hollow_members_converge_with_a_real_node() {
 #[test]
 fn a_hundred_hollow_nodes_take_three_thousand_pods_through_the_real_leader() {
     let _machine = whole_machine();
-    let (net, _hollow) = Net::hollow_cluster(100, 240);
+    // On 2 cores the hundred learners answer AppendEntries late (openraft
+    // gives them the voters' 200 ms) and catch up through its back-off: slow
+    // but steady, so the wait is long (BENCHMARKS.md, issue 8, "Not closed").
+    let (net, _hollow) = Net::hollow_cluster(100, 420);
     // 3,000 pods in batches of 300, kept off the real node by a selector.
     let t0 = std::time::Instant::now();
     for batch in 0..10 {
