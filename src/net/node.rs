@@ -116,11 +116,4 @@ impl PodNetwork {
         self.links.sync_routes(&routes).await?;
         Ok(far)
     }
-
-    /// Removes everything the node added to the host (the node leaves or is deleted).
-    pub async fn remove_all(&self) -> Result<(), NetError> {
-        let uids: Vec<String> = self.store.pod_ips()?.into_iter().map(|(_, u)| u).collect();
-        self.links.remove_all(&uids).await?;
-        Ok(())
-    }
 }
