@@ -89,7 +89,7 @@ impl Consensus {
     }
 
     async fn write_once(&self, cmd: &Command, left: Duration) -> Result<Step<Response>, String> {
-        let leader = match self.raft.client_write(cmd.clone()).await {
+        let leader = match self.raft.client_write(super::SharedCommand::new(cmd.clone())).await {
             Ok(r) => return Ok(Step::Done(r.data)),
             Err(e) => match e.forward_to_leader() {
                 Some(f) => f.leader_id.zip(f.leader_node.clone()),

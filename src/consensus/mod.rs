@@ -1,6 +1,7 @@
 //! Raft (openraft 0.9) among the nodes: the log and the state machine in
 //! SQLite (`storage.rs`), RPCs on the node's QUIC endpoint (`network.rs`),
-//! writes forwarded to the leader and linearizable reads (`client.rs`), and
+//! writes forwarded to the leader and linearizable reads (`client.rs`), the
+//! command as entries carry it, shared and encoded once (`shared.rs`), and
 //! the leader's choice of voters (`autopilot.rs`).
 //!
 //! Timing: heartbeats every 200 ms, election timeouts of 400–500 ms. openraft
@@ -16,11 +17,13 @@ pub mod ca;
 pub mod client;
 pub mod network;
 pub mod server;
+pub mod shared;
 pub mod storage;
 
 pub use client::{Consensus, WriteError};
+pub use shared::SharedCommand;
 
-use crate::state::{Command, Response};
+use crate::state::Response;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,7 +61,7 @@ impl std::fmt::Display for RaftNode {
 openraft::declare_raft_types!(
     /// Shoal's Raft types: commands in, responses out, snapshots as bytes.
     pub TypeConfig:
-        D = Command,
+        D = SharedCommand,
         R = Response,
         NodeId = u64,
         Node = RaftNode,

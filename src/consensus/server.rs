@@ -73,7 +73,7 @@ async fn handle(deps: &RaftServerDeps, peer: &str, req: RaftRequest, recv: &mut 
             RaftReply::Snapshot(c.raft.install_full_snapshot(vote, snap).await)
         }
         RaftRequest::Forward(cmd) => {
-            let r = tokio::time::timeout(WRITE_DEADLINE, c.raft.client_write(cmd)).await;
+            let r = tokio::time::timeout(WRITE_DEADLINE, c.raft.client_write(super::SharedCommand::new(cmd))).await;
             RaftReply::Forward(match r {
                 Err(_) => Err(ForwardError::Failed("no quorum: the leader could not commit in time".into())),
                 Ok(Ok(w)) => Ok(w.data),

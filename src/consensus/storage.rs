@@ -60,17 +60,57 @@ fn any<E: std::error::Error + 'static>(e: E) -> AnyError {
     AnyError::new(&e)
 }
 
-/// How many of the newest entries stay decoded in memory: every
-/// replication stream reads each new entry, and a hundred learners would
-/// otherwise read and decode it a hundred times from SQLite.
+/// How many of the newest entries stay decoded in memory, and at most how
+/// many bytes of them (as stored): every replication stream reads each new
+/// entry, and a hundred learners would otherwise read and decode it a
+/// hundred times from SQLite.
 const CACHED_ENTRIES: usize = 2048;
+const CACHED_BYTES: usize = 16 << 20;
+
+/// Most bytes of entries (as stored) in one AppendEntries, though always at
+/// least one entry. openraft gives the call one heartbeat interval (200 ms)
+/// and counts only entries: sixty-four entries of a few hundred pods each,
+/// to a hundred learners on one small machine, never fit, are sent again and
+/// again, and starve the leader (the hollow 0 → 1,000 scale-up did that).
+const PAYLOAD_BYTES: usize = 256 * 1024;
+
+/// The newest entries, contiguous, as appended (a copy of the table's
+/// tail), each with the length of its stored form.
+#[derive(Default)]
+struct Cache {
+    entries: BTreeMap<u64, (Entry<TypeConfig>, usize)>,
+    bytes: usize,
+}
+
+impl Cache {
+    fn push(&mut self, e: Entry<TypeConfig>, len: usize) {
+        // Only a contiguous tail is kept: a gap empties the cache.
+        if self.entries.last_key_value().is_some_and(|(i, _)| *i + 1 != e.log_id.index) {
+            self.entries.clear();
+            self.bytes = 0;
+        }
+        self.bytes += len;
+        if let Some((_, old)) = self.entries.insert(e.log_id.index, (e, len)) {
+            self.bytes -= old;
+        }
+        while self.entries.len() > CACHED_ENTRIES || (self.bytes > CACHED_BYTES && self.entries.len() > 1) {
+            if let Some((_, (_, len))) = self.entries.pop_first() {
+                self.bytes -= len;
+            }
+        }
+    }
+
+    fn retain(&mut self, keep: impl Fn(u64) -> bool) {
+        self.entries.retain(|i, _| keep(*i));
+        self.bytes = self.entries.values().map(|(_, len)| len).sum();
+    }
+}
 
 /// The log half: vote, entries, committed id, purge point.
 #[derive(Clone)]
 pub struct LogStore {
     replica: Arc<Replica>,
-    /// The newest entries, contiguous, as appended (a copy of the table's tail).
-    cache: Arc<std::sync::Mutex<BTreeMap<u64, Entry<TypeConfig>>>>,
+    cache: Arc<std::sync::Mutex<Cache>>,
 }
 
 impl LogStore {
@@ -82,16 +122,57 @@ impl LogStore {
         }
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry<TypeConfig>>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Entries `lo..=hi` from the cache, if it holds all of them that exist.
-    fn cached(&self, lo: u64, hi: u64) -> Option<Vec<Entry<TypeConfig>>> {
+    /// Entries `lo..=hi` from the cache, if it holds all of them that exist,
+    /// up to `budget` bytes (but at least one entry).
+    fn cached(&self, lo: u64, hi: u64, budget: usize) -> Option<Vec<Entry<TypeConfig>>> {
         let cache = self.cache();
-        let first = *cache.keys().next()?;
-        (first <= lo).then(|| cache.range(lo..=hi).map(|(_, e)| e.clone()).collect())
+        let first = *cache.entries.keys().next()?;
+        (first <= lo).then(|| within(budget, cache.entries.range(lo..=hi).map(|(_, (e, len))| (e.clone(), *len))))
     }
+
+    /// Entries `lo..=hi`, up to `budget` bytes of their stored form.
+    pub(super) fn read(&self, lo: u64, hi: u64, budget: usize) -> Result<Vec<Entry<TypeConfig>>, Box<SE>> {
+        if hi < lo {
+            return Ok(Vec::new());
+        }
+        if let Some(hit) = self.cached(lo, hi, budget) {
+            return Ok(hit);
+        }
+        let c = self.replica.conn();
+        let read = |e: rusqlite::Error| -> Box<SE> { Box::new(StorageIOError::read_logs(any(e)).into()) };
+        let mut stmt = c
+            .prepare_cached("SELECT json FROM raft_log WHERE idx >= ?1 AND idx <= ?2 ORDER BY idx")
+            .map_err(read)?;
+        let mut rows = stmt.query(params![lo as i64, hi.min(i64::MAX as u64) as i64]).map_err(read)?;
+        let (mut out, mut used) = (Vec::new(), 0);
+        while let Some(row) = rows.next().map_err(read)? {
+            let json: String = row.get(0).map_err(read)?;
+            if !out.is_empty() && used + json.len() > budget {
+                break;
+            }
+            used += json.len();
+            out.push(serde_json::from_str(&json).map_err(|e| Box::new(StorageIOError::read_logs(any(e)).into()))?);
+        }
+        Ok(out)
+    }
+}
+
+/// The leading entries whose lengths sum to at most `budget`, and at least one.
+pub(super) fn within<T>(budget: usize, entries: impl Iterator<Item = (T, usize)>) -> Vec<T> {
+    let mut used = 0;
+    let mut out = Vec::new();
+    for (e, len) in entries {
+        if !out.is_empty() && used + len > budget {
+            break;
+        }
+        used += len;
+        out.push(e);
+    }
+    out
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -100,33 +181,25 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, SE> {
         let lo = match range.start_bound() {
-            Bound::Included(x) => *x as i64,
-            Bound::Excluded(x) => *x as i64 + 1,
+            Bound::Included(x) => *x,
+            Bound::Excluded(x) => *x + 1,
             Bound::Unbounded => 0,
         };
         let hi = match range.end_bound() {
-            Bound::Included(x) => *x as i64,
-            Bound::Excluded(x) => *x as i64 - 1,
-            Bound::Unbounded => i64::MAX,
+            Bound::Included(x) => *x,
+            Bound::Excluded(0) => return Ok(Vec::new()),
+            Bound::Excluded(x) => *x - 1,
+            Bound::Unbounded => i64::MAX as u64,
         };
-        if hi < lo {
+        self.read(lo, hi, usize::MAX).map_err(|e| *e)
+    }
+
+    /// What replication sends: `start..end`, cut at [`PAYLOAD_BYTES`].
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry<TypeConfig>>, SE> {
+        if end <= start {
             return Ok(Vec::new());
         }
-        if let Some(hit) = self.cached(lo as u64, hi as u64) {
-            return Ok(hit);
-        }
-        let c = self.replica.conn();
-        let read = |e: rusqlite::Error| -> SE { StorageIOError::read_logs(any(e)).into() };
-        let mut stmt = c
-            .prepare_cached("SELECT json FROM raft_log WHERE idx >= ?1 AND idx <= ?2 ORDER BY idx")
-            .map_err(read)?;
-        let rows = stmt.query_map(params![lo, hi], |r| r.get::<_, String>(0)).map_err(read)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let json = row.map_err(read)?;
-            out.push(serde_json::from_str(&json).map_err(|e| StorageIOError::read_logs(any(e)))?);
-        }
-        Ok(out)
+        self.read(start, end - 1, PAYLOAD_BYTES).map_err(|e| *e)
     }
 }
 
@@ -184,6 +257,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let mut lens = Vec::with_capacity(entries.len());
         let result = (|| -> rusqlite::Result<()> {
             let mut c = self.replica.conn();
             let tx = c.transaction()?;
@@ -192,6 +266,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 for e in &entries {
                     let json = serde_json::to_string(e).expect("entries serialise");
                     stmt.execute(params![e.log_id.index as i64, json])?;
+                    lens.push(json.len());
                 }
             }
             tx.commit()
@@ -199,15 +274,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         match result {
             Ok(()) => {
                 let mut cache = self.cache();
-                for e in entries {
-                    // Only a contiguous tail is kept: a gap empties the cache.
-                    if cache.last_key_value().is_some_and(|(i, _)| *i + 1 != e.log_id.index) {
-                        cache.clear();
-                    }
-                    cache.insert(e.log_id.index, e);
-                }
-                while cache.len() > CACHED_ENTRIES {
-                    cache.pop_first();
+                for (e, len) in entries.into_iter().zip(lens) {
+                    cache.push(e, len);
                 }
                 drop(cache);
                 callback.log_io_completed(Ok(()));
@@ -221,7 +289,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), SE> {
-        self.cache().retain(|i, _| *i < log_id.index);
+        self.cache().retain(|i| i < log_id.index);
         self.replica
             .conn()
             .execute("DELETE FROM raft_log WHERE idx >= ?1", params![log_id.index as i64])
@@ -230,7 +298,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), SE> {
-        self.cache().retain(|i, _| *i > log_id.index);
+        self.cache().retain(|i| i > log_id.index);
         let r = (|| -> rusqlite::Result<()> {
             let mut c = self.replica.conn();
             let tx = c.transaction()?;
@@ -304,6 +372,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        // Commands that came as JSON are decoded here, before the batch.
+        for e in &entries {
+            if let EntryPayload::Normal(cmd) = &e.payload {
+                cmd.command().map_err(|err| StorageIOError::apply(e.log_id, any(err)))?;
+            }
+        }
         let mut last = None;
         let (full, normal) = self.replica.sync_modes();
         let r = {
@@ -317,7 +392,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     last = Some(e.log_id);
                     out.push(match e.payload {
                         EntryPayload::Blank => Response::Ok,
-                        EntryPayload::Normal(cmd) => state::apply_command(&tx, &cmd)?,
+                        EntryPayload::Normal(cmd) => match cmd.command() {
+                            Ok(cmd) => state::apply_command(&tx, cmd)?,
+                            Err(_) => unreachable!("decoded before the batch"),
+                        },
                         EntryPayload::Membership(m) => {
                             meta_put(&tx, "membership", &StoredMembership::new(Some(e.log_id), m))?;
                             Response::Ok

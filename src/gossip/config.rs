@@ -48,6 +48,22 @@ impl Default for GossipConfig {
 }
 
 impl GossipConfig {
+    /// Every timer `k` times longer: for members that share a machine by the
+    /// hundred (`shoal hollow --token`), whose load would otherwise make
+    /// them suspect each other.
+    pub fn slowed(&self, k: u64) -> GossipConfig {
+        GossipConfig {
+            probe_period_ms: self.probe_period_ms * k,
+            probe_rtt_ms: self.probe_rtt_ms * k,
+            min_suspicion_ms: self.min_suspicion_ms * k,
+            gossip_every_ms: self.gossip_every_ms * k,
+            announce_down_every_ms: self.announce_down_every_ms * k,
+            hello_every_ms: self.hello_every_ms * k,
+            sync_every_ms: self.sync_every_ms * k,
+            ..self.clone()
+        }
+    }
+
     /// How long a suspect stays suspect in a cluster of `n`.
     pub fn suspicion_ms(&self, n: usize) -> u64 {
         let f = self.suspicion_factor * (n.max(2) as f64).log10() * self.probe_period_ms as f64;

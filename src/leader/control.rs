@@ -12,6 +12,9 @@ use crate::state::Command;
 use std::collections::BTreeMap;
 use tracing::{debug, info};
 
+/// Controller ops per Raft entry (a created pod is a kilobyte or two).
+const OPS_PER_ENTRY: usize = 32;
+
 /// What the pass remembers between runs (reset when leadership changes).
 #[derive(Default)]
 pub struct Control {
@@ -95,7 +98,17 @@ impl Control {
             info!(evictions, down = ?self.down_since.keys().collect::<Vec<_>>(), "evicting pods from nodes that are down");
         }
         debug!(ops = ops.len(), "controller writes");
-        c.write(Command::Reconcile { ops, now_ms: now }).await?;
+        // In entries of a bounded size, as Kubernetes' controllers write
+        // object by object: five hundred pods in one entry would be sent to
+        // every learner whole, within one heartbeat. Each op carries the
+        // incarnation it was decided on, and the next pass starts from what
+        // was written, so a pass cut short by a lost leadership is finished
+        // by the next leader.
+        let mut ops = ops.into_iter().peekable();
+        while ops.peek().is_some() {
+            let chunk = ops.by_ref().take(OPS_PER_ENTRY).collect();
+            c.write(Command::Reconcile { ops: chunk, now_ms: now }).await?;
+        }
         Ok(())
     }
 }

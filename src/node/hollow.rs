@@ -4,6 +4,14 @@
 //! Running (and gone once deleted) without starting a process. A hundred
 //! fit in one process on a 2-core machine, so thousands of pods go through
 //! the real leader, Raft and scheduler.
+//!
+//! Their gossip timers are four times the default's. With the default's, a
+//! hundred members and a hundred learners on two shared cores answered
+//! probes late, suspected each other, and redialled their QUIC connections
+//! about 600 times a second, mostly in vain: the process starved, and so did
+//! Raft. The real node keeps the default's and probes them with it; gossip
+//! at fleet size with the default timers is what the gossip-only hollow
+//! fleet (`shoal hollow` without `--token`) tests.
 
 use super::report::{self, ReportDeps};
 use crate::api::status::{ContainerState, ContainerStatus, Phase, PodStatus};
@@ -112,7 +120,7 @@ pub async fn start(
     let (gossip, cmds) = gnet::channel();
     let (in_tx, in_rx) = mpsc::channel(64);
     tokio::spawn(gnet::run(GossipDeps {
-        core: Membership::new(me, meta, seeds, GossipConfig::default(), now ^ raft_id),
+        core: Membership::new(me, meta, seeds, GossipConfig::default().slowed(4), now ^ raft_id),
         endpoint: endpoint.clone(),
         client: quic::gossip_client(&ca, &id).map_err(|e| start_err(e.to_string()))?,
         incoming: in_rx,
