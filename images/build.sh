@@ -4,9 +4,10 @@
 #   images/out/hello-http.tar       localhost/hello-http:latest  (OCI, two layers)
 #   images/out/busybox-docker.tar   localhost/busybox-docker:latest (docker save format)
 #   images/out/web-v1.tar, web-v2.tar  localhost/web:v1, :v2 (httpd on 8080; two versions)
+#   images/out/netcheck.tar         localhost/netcheck:latest  (busybox + udpecho, a static UDP tool)
 #   images/out/nginx.tar, gb-frontend.tar, fluentd.tar  stand-ins named as the images of
 #                                   the Kubernetes docs' Deployment, ReplicaSet, DaemonSet examples
-# Usage: images/build.sh   (needs /bin/busybox from busybox-static, sha256sum, gzip, tar)
+# Usage: images/build.sh   (needs /bin/busybox from busybox-static, cc with a static libc, sha256sum, gzip, tar)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out="$here/out"
@@ -32,6 +33,11 @@ chmod 1777 "$base/tmp"
 web="$work/web"
 mkdir -p "$web/www"
 cp "$here/hello-http/index.html" "$web/www/index.html"
+
+# Layer 2 of netcheck: udpecho, static, as Debian's busybox nc has no UDP.
+net="$work/net"
+mkdir -p "$net/bin"
+cc -static -O2 -o "$net/bin/udpecho" "$here/netcheck/udpecho.c"
 
 # layer DIR NAME -> sets L_DIFF, L_DIGEST, L_SIZE; blob in $2/blobs
 layer() {
@@ -69,8 +75,10 @@ oci() {
 
 layer "$base" base
 layer "$web" web
+layer "$net" net
 oci busybox localhost/busybox:latest '["sh"]' base
 oci hello-http localhost/hello-http:latest '["httpd","-f","-v","-p","8080","-h","/www"]' base web
+oci netcheck localhost/netcheck:latest '["sh"]' base net
 # Two versions of one web image, for rolling updates (they differ in their command).
 oci web-v1 localhost/web:v1 '["httpd","-f","-v","-p","8080","-h","/www"]' base web
 oci web-v2 localhost/web:v2 '["httpd","-f","-vv","-p","8080","-h","/www"]' base web

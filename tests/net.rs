@@ -155,3 +155,175 @@ fn pods_on_two_nodes_of_one_link_reach_each_other_by_address() {
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
 }
+
+/// The node's nftables table, written by the real code through `nft -j`
+/// in a namespace of the test's own: whole, then changed in place (one
+/// Service's endpoints), then removed. `nft list` shows each step.
+#[test]
+fn the_nftables_table_goes_in_whole_changes_in_place_and_comes_out() {
+    use shoal::net::nft::model::{desired, Proto, ServicePort};
+    use shoal::net::nft::{Nft, Table};
+    let ns = Namespaces::new(&["nft"]);
+    let host = ns.0[0].clone();
+    let sp = |name: &str, eps: Vec<(&str, u16)>, node_port: Option<u16>, affinity: Option<u32>| ServicePort {
+        service: format!("default/{name}"),
+        port_name: "http".into(),
+        proto: Proto::Tcp,
+        cluster_ip: Some("10.43.0.20".parse().unwrap()),
+        port: 80,
+        node_port,
+        affinity_secs: affinity,
+        endpoints: eps.into_iter().map(|(ip, p)| (ip.parse().unwrap(), p)).collect(),
+    };
+    let mut udp = sp("dns", vec![("10.42.0.5", 53)], None, None);
+    udp.proto = Proto::Udp;
+    udp.cluster_ip = Some("10.43.0.10".parse().unwrap());
+    udp.port = 53;
+    let mut empty = sp("empty", vec![], Some(30081), None);
+    empty.cluster_ip = Some("10.43.0.30".parse().unwrap());
+    let first = vec![
+        sp("web", vec![("10.42.0.2", 8080), ("10.42.1.2", 8080)], Some(30080), Some(10800)),
+        udp.clone(),
+        empty.clone(),
+    ];
+    let second = vec![sp("web", vec![("10.42.0.2", 8080)], Some(30080), Some(10800)), udp, empty];
+    let cluster: ipnet::Ipv4Net = "10.42.0.0/16".parse().unwrap();
+    let table_name = format!("{host}t").replace('-', "");
+    let t = table_name.clone();
+    let counts = inside(&host, move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut table = Table::new(&t, Nft);
+            let a = table.sync(desired(cluster, &first)).await.unwrap();
+            let again = table.sync(desired(cluster, &first)).await.unwrap();
+            let b = table.sync(desired(cluster, &second)).await.unwrap();
+            (a, again, b)
+        })
+    });
+    assert_eq!(counts.1, 0, "an unchanged table is not written");
+    assert!(
+        counts.2 < 10 && counts.2 > 0,
+        "a change of one Service is a small transaction: {counts:?}"
+    );
+    let listing = run("ip", &["netns", "exec", &host, "nft", "list", "table", "ip", &table_name]);
+    for want in [
+        "numgen random mod 1",
+        "dnat to 10.42.0.2:8080",
+        "10.43.0.20 . tcp . 80 : goto service-default/web/tcp/http",
+        "tcp . 30080 : goto external-default/web/tcp/http",
+        "10.43.0.30 . tcp . 80 : goto reject-chain",
+        "tcp . 30081 : goto reject-chain",
+        "10.43.0.10 . udp . 53 : goto service-default/dns/udp/http",
+        "update @affinity-10800-default/web/tcp/http__10.42.0.2/8080 { ip saddr }",
+        "ip saddr 10.42.0.0/16 ip daddr != 10.42.0.0/16 ip daddr != 224.0.0.0/4 masquerade fully-random",
+    ] {
+        assert!(listing.contains(want), "missing {want:?} in:\n{listing}");
+    }
+    assert!(!listing.contains("10.42.1.2"), "the gone endpoint is still there:\n{listing}");
+    let t = table_name.clone();
+    inside(&host, move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async { Table::new(&t, Nft).remove().await.unwrap() })
+    });
+    let left = run("ip", &["netns", "exec", &host, "nft", "list", "ruleset"]);
+    assert!(left.trim().is_empty(), "{left}");
+}
+
+/// A pod on host `host` named `name` that answers HTTP on 8080 with its
+/// name and UDP on 9000 with its name and the datagram.
+fn echo_pod(name: &str, host: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: echo}}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  nodeSelector: {{kubernetes.io/hostname: {host}}}\n  containers:\n  - name: c\n    image: localhost/netcheck\n    command: [sh, -c, 'mkdir -p /www && echo {name} > /www/index.html && (udpecho -l 9000 &) && exec httpd -f -p 8080 -h /www']\n"
+    )
+}
+
+/// Runs `sh -c SCRIPT` in pod `pod` on host `i`; its stdout, or the failure.
+fn exec_in(net: &common::netns::Net, i: usize, pod: &str, script: &str) -> Result<String, String> {
+    let addr = net.addr(i);
+    let out = net.run(i, &["exec", pod, "--server", &addr, "--", "sh", "-c", script]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// Three nodes on one link and a fourth behind a router: pods reach the
+/// pods of every other node by address over TCP and UDP (host-gw routes
+/// between the three, VXLAN to and from the fourth), and reach a host
+/// outside the cluster, which routes back to node addresses only, through
+/// masquerade.
+#[test]
+fn pods_reach_pods_on_every_node_across_a_router_and_the_outside_through_masquerade() {
+    use common::netns::{Net, OUTSIDE};
+    let net = Net::routed(3, 1);
+    for i in 1..=4 {
+        net.import(i, "netcheck.tar");
+        net.apply_ok(1, &echo_pod(&format!("echo{i}"), &format!("h{i}")));
+    }
+    let ips: Vec<String> = (1..=4)
+        .map(|i| {
+            net.wait_for(90, &format!("echo{i} running with an address"), || {
+                let pods = net.pods(1, false)?;
+                let name = format!("echo{i}");
+                let p = pods.iter().find(|p| p["pod"]["metadata"]["name"] == name.as_str())?;
+                (p["status"]["phase"] == "Running").then(|| p["status"]["podIP"].as_str().map(str::to_string))?
+            })
+        })
+        .collect();
+    // Host-gw between the three on the link, VXLAN to the fourth, on both sides.
+    let h1_routes = run("ip", &["-n", &net.host(1).ns, "route", "show", "proto", "83"]);
+    assert!(h1_routes.contains("via 10.88.0.2") && h1_routes.contains("onlink"), "{h1_routes}");
+    let h4_routes = run("ip", &["-n", &net.host(4).ns, "route", "show", "proto", "83"]);
+    assert_eq!(h4_routes.matches("onlink").count(), 3, "{h4_routes}");
+
+    // An HTTP server outside the cluster, ended by pid on drop.
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("index.html"), "outside\n").unwrap();
+    let outside = Child(
+        common::netns::in_ns(net.outside())
+            .args(["busybox", "httpd", "-f", "-p", &format!("{OUTSIDE}.1:9000"), "-h"])
+            .arg(www.path())
+            .spawn()
+            .unwrap(),
+    );
+
+    let get = |ip: &str, port: u16| format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} {port}");
+    for i in 1..=4 {
+        let pod = format!("echo{i}");
+        for j in (1..=4).filter(|j| *j != i) {
+            let ip = &ips[j - 1];
+            let tcp = net.wait_for(30, &format!("TCP from echo{i} to echo{j} at {ip}"), || {
+                exec_in(&net, i, &pod, &get(ip, 8080))
+                    .ok()
+                    .filter(|o| o.contains(&format!("echo{j}")))
+            });
+            assert!(tcp.contains("200 OK"), "{tcp}");
+            let udp = exec_in(&net, i, &pod, &format!("udpecho {ip} 9000 from-{i}")).unwrap_or_else(|e| {
+                panic!(
+                    "UDP from echo{i} to echo{j} at {ip}: {e}\nroutes on h{i}:\n{}",
+                    run("ip", &["-n", &net.host(i).ns, "route"])
+                )
+            });
+            assert_eq!(udp.trim(), format!("echo{j} from-{i}"));
+        }
+        let out = net.wait_for(30, &format!("echo{i} reaches the outside"), || {
+            exec_in(&net, i, &pod, &get(&format!("{OUTSIDE}.1"), 9000))
+                .ok()
+                .filter(|o| o.contains("outside"))
+        });
+        assert!(out.contains("200 OK"), "{out}");
+    }
+    drop(outside);
+}
+
+/// A child process, killed and reaped on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -3,6 +3,7 @@
 //! idempotent, so an agent restart or a container restart redoes nothing
 //! that is in place and breaks no connection.
 
+use super::routes::{Local, PeerRoute};
 use super::Names;
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
@@ -35,13 +36,13 @@ pub enum LinkError {
     },
 }
 
-fn req(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> LinkError {
+pub(super) fn req(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> LinkError {
     let what = what.into();
     move |source| LinkError::Request { what, source }
 }
 
 /// The errno of a netlink refusal.
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
+pub(super) fn errno(e: &rtnetlink::Error) -> Option<i32> {
     match e {
         rtnetlink::Error::NetlinkError(m) => Some(-m.raw_code()),
         _ => None,
@@ -51,8 +52,8 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
 /// A netlink connection to the host's namespace, and the node's link names.
 #[derive(Clone)]
 pub struct Links {
-    handle: Handle,
-    names: Names,
+    pub(super) handle: Handle,
+    pub(super) names: Names,
 }
 
 impl Links {
@@ -88,28 +89,38 @@ impl Links {
                     Err(e) if errno(&e) == Some(libc::EEXIST) => {}
                     Err(e) => return Err(req(format!("ip link add {name} type bridge"))(e)),
                 }
-                link_by_name(&self.handle, name)
-                    .await?
-                    .ok_or_else(|| req(format!("ip link show {name}"))(rtnetlink::Error::RequestFailed))?
-                    .header
-                    .index
+                self.index_of(name).await?
             }
         };
+        self.up_with(index, name, mtu, super::ipam::gateway(subnet), subnet.prefix_len())
+            .await?;
+        Ok(index)
+    }
+
+    /// The index of link `name`, which must exist.
+    pub(super) async fn index_of(&self, name: &str) -> Result<u32, LinkError> {
+        Ok(link_by_name(&self.handle, name)
+            .await?
+            .ok_or_else(|| req(format!("ip link show {name}"))(rtnetlink::Error::RequestFailed))?
+            .header
+            .index)
+    }
+
+    /// Link `index` (named `name`) up with `mtu`, holding `addr/prefix`.
+    pub(super) async fn up_with(&self, index: u32, name: &str, mtu: u32, addr: Ipv4Addr, prefix: u8) -> Result<(), LinkError> {
         self.handle
             .link()
             .change(LinkUnspec::new_with_index(index).mtu(mtu).up().build())
             .execute()
             .await
             .map_err(req(format!("ip link set {name} mtu {mtu} up")))?;
-        let gw = super::ipam::gateway(subnet);
         self.handle
             .address()
-            .add(index, IpAddr::V4(gw), subnet.prefix_len())
+            .add(index, IpAddr::V4(addr), prefix)
             .replace()
             .execute()
             .await
-            .map_err(req(format!("ip addr replace {gw}/{} dev {name}", subnet.prefix_len())))?;
-        Ok(index)
+            .map_err(req(format!("ip addr replace {addr}/{prefix} dev {name}")))
     }
 
     /// Pod `uid`'s network: a veth pair whose pod end is `eth0` in the
@@ -172,7 +183,7 @@ impl Links {
         self.delete(&self.names.bridge.clone()).await
     }
 
-    async fn delete(&self, name: &str) -> Result<(), LinkError> {
+    pub(super) async fn delete(&self, name: &str) -> Result<(), LinkError> {
         let Some(l) = link_by_name(&self.handle, name).await? else {
             return Ok(());
         };
@@ -183,14 +194,17 @@ impl Links {
         }
     }
 
-    /// The MTU of the link holding `addr` (the node's uplink), if any.
-    pub async fn mtu_of(&self, addr: Ipv4Addr) -> Result<Option<u32>, LinkError> {
+    /// The index and MTU of the link holding `addr` (the node's uplink),
+    /// if any.
+    pub async fn uplink(&self, addr: Ipv4Addr) -> Result<Option<(u32, u32)>, LinkError> {
+        use rtnetlink::packet_route::address::AddressAttribute;
         let mut addrs = self.handle.address().get().execute();
         let mut index = None;
         while let Some(a) = addrs.try_next().await.map_err(req("ip addr show"))? {
-            let has = a.attributes.iter().any(|x| {
-                matches!(x, rtnetlink::packet_route::address::AddressAttribute::Local(IpAddr::V4(ip)) | rtnetlink::packet_route::address::AddressAttribute::Address(IpAddr::V4(ip)) if *ip == addr)
-            });
+            let has = a
+                .attributes
+                .iter()
+                .any(|x| matches!(x, AddressAttribute::Local(IpAddr::V4(ip)) | AddressAttribute::Address(IpAddr::V4(ip)) if *ip == addr));
             if has {
                 index = Some(a.header.index);
                 break;
@@ -199,12 +213,13 @@ impl Links {
         let Some(index) = index else { return Ok(None) };
         let mut links = self.handle.link().get().match_index(index).execute();
         let link = links.try_next().await.map_err(req(format!("ip link show index {index}")))?;
-        Ok(link.and_then(|l| {
+        let mtu = link.and_then(|l| {
             l.attributes.iter().find_map(|a| match a {
                 LinkAttribute::Mtu(m) => Some(*m),
                 _ => None,
             })
-        }))
+        });
+        Ok(Some((index, mtu.unwrap_or(1500))))
     }
 }
 
@@ -245,7 +260,7 @@ async fn configure_pod(h: &Handle, ip: Ipv4Addr, subnet: Ipv4Net, mtu: u32) -> R
 }
 
 /// `ip link show NAME`; a missing link is `None`.
-async fn link_by_name(h: &Handle, name: &str) -> Result<Option<LinkMessage>, LinkError> {
+pub(super) async fn link_by_name(h: &Handle, name: &str) -> Result<Option<LinkMessage>, LinkError> {
     match h.link().get().match_name(name.to_string()).execute().try_next().await {
         Ok(m) => Ok(m),
         Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
@@ -299,33 +314,31 @@ fn bridge_mac(subnet: Ipv4Net) -> [u8; 6] {
 
 /// Routes Shoal adds carry this protocol number, so a sync finds its own
 /// routes and nobody else's (free in iproute2's rt_protos).
-const RTPROT_SHOAL: u8 = 83;
-
-/// A route to a peer node's pod subnet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PeerRoute {
-    /// The peer's pod subnet.
-    pub subnet: Ipv4Net,
-    /// The peer's address, on one of this node's links (host-gw).
-    pub via: Ipv4Addr,
-}
+pub const RTPROT_SHOAL: u8 = 83;
 
 impl Links {
-    /// The IPv4 networks of this node's links, its bridge left out: a peer
-    /// inside one of them is on the same link.
-    pub async fn local_networks(&self) -> Result<Vec<Ipv4Net>, LinkError> {
-        let bridge = link_by_name(&self.handle, &self.names.bridge).await?.map(|l| l.header.index);
-        let mut out = Vec::new();
+    /// This node's IPv4 networks and addresses, its bridge and VXLAN
+    /// device left out: a peer inside one of the networks is on the same
+    /// link, a peer at one of the addresses is on this very host.
+    pub async fn local(&self) -> Result<Local, LinkError> {
+        let mut ours = Vec::new();
+        for name in [&self.names.bridge, &self.names.vxlan] {
+            if let Some(l) = link_by_name(&self.handle, name).await? {
+                ours.push(l.header.index);
+            }
+        }
+        let mut out = Local::default();
         let mut addrs = self.handle.address().get().execute();
         while let Some(a) = addrs.try_next().await.map_err(req("ip addr show"))? {
-            if Some(a.header.index) == bridge {
+            if ours.contains(&a.header.index) {
                 continue;
             }
             for x in &a.attributes {
                 if let rtnetlink::packet_route::address::AddressAttribute::Local(IpAddr::V4(ip)) = x {
+                    out.addrs.push(*ip);
                     if let Ok(n) = Ipv4Net::new(*ip, a.header.prefix_len) {
                         if !ip.is_loopback() {
-                            out.push(n.trunc());
+                            out.networks.push(n.trunc());
                         }
                     }
                 }
@@ -336,10 +349,12 @@ impl Links {
 
     /// Makes the routes to peers' pod subnets exactly `want`: adds what is
     /// missing, removes Shoal's routes that are no longer wanted, leaves
-    /// every other route alone.
+    /// every other route alone. Tunnelled routes go through the VXLAN
+    /// device, which must exist when there are any.
     pub async fn sync_routes(&self, want: &[PeerRoute]) -> Result<(), LinkError> {
         use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteProtocol};
         let proto = RouteProtocol::from(RTPROT_SHOAL);
+        let vxlan = link_by_name(&self.handle, &self.names.vxlan).await?.map(|l| l.header.index);
         let mut have = Vec::new();
         let mut routes = self.handle.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
         while let Some(r) = routes.try_next().await.map_err(req("ip route show"))? {
@@ -354,9 +369,19 @@ impl Links {
                 RouteAttribute::Gateway(RouteAddress::Inet(ip)) => Some(*ip),
                 _ => None,
             });
-            match (dst, via) {
-                (Some(subnet), Some(via)) if want.contains(&PeerRoute { subnet, via }) => have.push(PeerRoute { subnet, via }),
-                _ => {
+            let oif = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            });
+            let found = match (dst, via) {
+                (Some(subnet), Some(via)) => want
+                    .iter()
+                    .find(|w| w.subnet == subnet && w.via == via && (!w.tunnel || oif == vxlan)),
+                _ => None,
+            };
+            match found {
+                Some(w) => have.push(*w),
+                None => {
                     let what = format!("ip route del {dst:?} proto {RTPROT_SHOAL}");
                     match self.handle.route().del(r).execute().await {
                         Ok(()) => {}
@@ -367,18 +392,17 @@ impl Links {
             }
         }
         for r in want.iter().filter(|r| !have.contains(r)) {
-            let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            let mut msg = RouteMessageBuilder::<Ipv4Addr>::new()
                 .destination_prefix(r.subnet.network(), r.subnet.prefix_len())
                 .gateway(r.via)
-                .protocol(proto)
-                .build();
-            self.handle
-                .route()
-                .add(msg)
-                .replace()
-                .execute()
-                .await
-                .map_err(req(format!("ip route replace {} via {} proto {RTPROT_SHOAL}", r.subnet, r.via)))?;
+                .protocol(proto);
+            let mut what = format!("ip route replace {} via {} proto {RTPROT_SHOAL}", r.subnet, r.via);
+            if r.tunnel {
+                let index = vxlan.ok_or_else(|| req(format!("ip link show {}", self.names.vxlan))(rtnetlink::Error::RequestFailed))?;
+                msg = msg.output_interface(index).onlink();
+                what.push_str(&format!(" dev {} onlink", self.names.vxlan));
+            }
+            self.handle.route().add(msg.build()).replace().execute().await.map_err(req(what))?;
         }
         Ok(())
     }

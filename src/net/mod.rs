@@ -16,12 +16,15 @@
 
 pub mod ipam;
 mod link;
+pub mod nft;
 mod node;
 pub mod routes;
 mod task;
+mod vxlan;
 
-pub use link::{LinkError, Links, PeerRoute};
+pub use link::{LinkError, Links};
 pub use node::{NetError, PodNetwork};
+pub use routes::{PeerRoute, Tunnel};
 pub use task::{run, NetDeps};
 
 use sha2::{Digest, Sha256};
@@ -31,6 +34,8 @@ use sha2::{Digest, Sha256};
 pub struct Names {
     /// `shoal<8 hex>`: the bridge.
     pub bridge: String,
+    /// `shoal<8 hex>v`: the VXLAN device, to peers behind a router.
+    pub vxlan: String,
     hash: String,
 }
 
@@ -40,6 +45,7 @@ impl Names {
         let hash: String = prefix.trim_start_matches("shoal-").chars().take(8).collect();
         Names {
             bridge: format!("shoal{hash}"),
+            vxlan: format!("shoal{hash}v"),
             hash,
         }
     }
@@ -61,7 +67,7 @@ mod tests {
         let a = Names::new("shoal-0123abcd");
         let b = Names::new("shoal-89ef4567");
         assert_eq!(a.bridge, "shoal0123abcd");
-        assert!(a.bridge.len() <= 15 && a.veth("u1").len() == 15);
+        assert!(a.bridge.len() <= 15 && a.vxlan.len() <= 15 && a.veth("u1").len() == 15);
         assert_ne!(a.veth("u1"), a.veth("u2"));
         assert_ne!(a.veth("u1"), b.veth("u1"));
         assert!(a.veth("u1").starts_with("shoal"));

@@ -1,6 +1,7 @@
 //! A node's pod network: the subnet the cluster handed it, the bridge made
 //! for it, and each pod's address (store) and links (`link`).
 
+use super::routes::Plan;
 use super::{LinkError, Links};
 use crate::store::{Store, StoreError};
 use ipnet::Ipv4Net;
@@ -34,6 +35,7 @@ pub enum NetError {
 #[derive(Debug, Clone, Copy)]
 struct Ready {
     subnet: Ipv4Net,
+    node_ip: Ipv4Addr,
     mtu: u32,
 }
 
@@ -61,11 +63,15 @@ impl PodNetwork {
     /// gateway address, pod links sized for the uplink that holds
     /// `node_ip` less VXLAN's headers.
     pub async fn ensure(&self, subnet: Ipv4Net, node_ip: Ipv4Addr) -> Result<(), NetError> {
-        let uplink = self.links.mtu_of(node_ip).await?.unwrap_or(1500);
+        let uplink = self.links.uplink(node_ip).await?.map_or(1500, |(_, mtu)| mtu);
         let mtu = uplink.saturating_sub(VXLAN_OVERHEAD).max(576);
         let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+        // Bridged pod-to-pod packets pass the ip hooks, so a Service's
+        // DNAT is undone on the reply even when both pods share the bridge
+        // (kube-proxy needs the same; per network namespace since 5.3).
+        let _ = std::fs::write("/proc/sys/net/bridge/bridge-nf-call-iptables", "1");
         self.links.ensure_bridge(subnet, mtu).await?;
-        *self.ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(Ready { subnet, mtu });
+        *self.ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(Ready { subnet, node_ip, mtu });
         Ok(())
     }
 
@@ -108,12 +114,14 @@ impl PodNetwork {
         Ok(())
     }
 
-    /// Routes to the peers' pod subnets on this node's links; returns the
-    /// peers no direct route reaches.
-    pub async fn sync_peers(&self, me: &str, nodes: &[crate::state::NodeObject]) -> Result<Vec<String>, NetError> {
-        let local = self.links.local_networks().await?;
-        let (routes, far) = super::routes::desired(me, nodes, &local);
-        self.links.sync_routes(&routes).await?;
-        Ok(far)
+    /// Routes to the peers' pod subnets: direct to peers on this node's
+    /// links, through the VXLAN device to the others. Returns the plan.
+    pub async fn sync_peers(&self, me: &str, nodes: &[crate::state::NodeObject]) -> Result<Plan, NetError> {
+        let r = self.ready().ok_or(NetError::NotReady)?;
+        let local = self.links.local().await?;
+        let plan = super::routes::desired(me, nodes, &local);
+        self.links.sync_tunnels(r.subnet, r.node_ip, r.mtu, &plan.tunnels).await?;
+        self.links.sync_routes(&plan.routes).await?;
+        Ok(plan)
     }
 }

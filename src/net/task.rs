@@ -1,7 +1,8 @@
 //! The node's network task: once the cluster has handed this node a subnet
-//! (its replica says so), set the bridge up for it; at every agent start,
-//! check that it is still in place. Retries every 2 s while the kernel
-//! refuses.
+//! (its replica says so), set the bridge up for it, keep the routes and
+//! tunnels to the peers' subnets and the node's nftables table in step with
+//! the replica; at every agent start, check that all of it is in place.
+//! Retries every 2 s while the kernel refuses.
 
 use super::PodNetwork;
 use crate::daemon::shutdown::Shutdown;
@@ -39,7 +40,8 @@ pub async fn run(deps: NetDeps) {
     let mut changes = replica.subscribe();
     let mut failed = false;
     let mut peers_seen = None;
-    let mut far_seen = Vec::new();
+    let mut tunnels_seen = Vec::new();
+    let mut table = super::nft::Table::new(net.bridge(), super::nft::Nft);
     loop {
         let nodes = replica.nodes().unwrap_or_default();
         let want = nodes.iter().find(|n| n.name == node_name).and_then(|n| n.pod_cidr);
@@ -56,19 +58,28 @@ pub async fn run(deps: NetDeps) {
             }
         }
         let peers: Vec<_> = nodes.iter().map(|n| (n.name.clone(), n.addr, n.pod_cidr)).collect();
-        if failed || peers_seen.as_ref() != Some(&peers) {
+        if net.subnet().is_some() && (failed || peers_seen.as_ref() != Some(&peers)) {
             match net.sync_peers(&node_name, &nodes).await {
-                Ok(far) => {
-                    if far != far_seen && !far.is_empty() {
-                        warn!(peers = ?far, "no direct route to these nodes' pods (not on a shared link; tunnels are not built yet)");
+                Ok(plan) => {
+                    if plan.tunnels != tunnels_seen {
+                        let remotes: Vec<String> = plan.tunnels.iter().map(|t| format!("{}@{}", t.subnet, t.remote)).collect();
+                        info!(peers = ?remotes, "pod subnets reached through VXLAN");
                     }
-                    far_seen = far;
+                    tunnels_seen = plan.tunnels;
                     peers_seen = Some(peers);
                 }
                 Err(e) => {
                     warn!(error = %e, "routes to peers' pods not in place; retrying");
                     failed = true;
                 }
+            }
+        }
+        if net.subnet().is_some() {
+            let plan = replica.network().unwrap_or_default();
+            let want = super::nft::model::desired(plan.cluster_cidr, &[]);
+            if let Err(e) = table.sync(want).await {
+                warn!(error = %e, "nftables table not in place; retrying");
+                failed = true;
             }
         }
         let retry = async {

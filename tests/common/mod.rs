@@ -268,10 +268,17 @@ pub fn remove_node_leftovers(dir: &Path) {
     std::thread::sleep(Duration::from_millis(200));
     let prefix = shoal::runtime::layout::NodePaths::new(dir).prefix;
     unmount_under(dir);
-    // The pods' veths went with their namespaces; the bridge is left.
-    let bridge = shoal::net::Names::new(&prefix).bridge;
-    let _ = Command::new("ip")
-        .args(["link", "del", &bridge])
+    // The pods' veths went with their namespaces; the bridge, the VXLAN
+    // device and the nftables table are left.
+    let names = shoal::net::Names::new(&prefix);
+    for link in [&names.bridge, &names.vxlan] {
+        let _ = Command::new("ip")
+            .args(["link", "del", link])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    let _ = Command::new("nft")
+        .args(["delete", "table", "ip", &names.bridge])
         .stderr(std::process::Stdio::null())
         .status();
     if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {

@@ -13,6 +13,10 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// Subnet of every harness; each harness has its own bridge in its own namespace.
 pub const NET: &str = "10.88.0";
+/// The far link of [`Net::routed`], behind the router.
+pub const FAR: &str = "10.89.0";
+/// The outside of [`Net::routed`].
+pub const OUTSIDE: &str = "10.90.0";
 pub const PORT: u16 = 4740;
 
 pub struct Host {
@@ -30,6 +34,8 @@ pub struct Net {
     pub token: String,
     /// Extra `shoal agent` arguments for every host.
     pub agent_args: Vec<String>,
+    /// Namespaces that are not hosts (the outside), deleted on drop.
+    pub extra: Vec<String>,
 }
 
 /// A command run in network namespace `ns` only. Unlike `ip netns exec`,
@@ -68,6 +74,7 @@ impl Net {
             ]
             .map(String::from)
             .to_vec(),
+            extra: Vec::new(),
         };
         ip(&["netns", "add", &core]);
         ip(&["-n", &core, "link", "set", "lo", "up"]);
@@ -86,28 +93,35 @@ impl Net {
         ]);
         ip(&["-n", &core, "link", "set", "br0", "up"]);
         for i in 1..=n {
-            let ns = format!("{id}-h{i}");
-            let dir = PathBuf::from(format!("/tmp/shoal-it-{id}-h{i}"));
-            let _ = std::fs::remove_dir_all(&dir);
-            // Pushed before it is built, so a failure half-way is still cleaned up.
-            net.hosts.push(Host {
-                ns: ns.clone(),
-                ip: format!("{NET}.{i}"),
-                dir,
-                agent: None,
-            });
-            ip(&["netns", "add", &ns]);
-            ip(&["-n", &ns, "link", "set", "lo", "up"]);
-            let port = format!("p{i}");
-            ip(&[
-                "-n", &core, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
-            ]);
+            let (ns, port) = net.add_host(i, &format!("{NET}.{i}"), &format!("p{i}"));
             ip(&["-n", &core, "link", "set", &port, "master", "br0"]);
-            ip(&["-n", &core, "link", "set", &port, "up"]);
-            ip(&["-n", &ns, "addr", "add", &format!("{NET}.{i}/24"), "dev", "eth0"]);
             ip(&["-n", &ns, "link", "set", "eth0", "up"]);
         }
         net
+    }
+
+    /// Host `i` at `addr`/24: its namespace, and a veth pair whose end
+    /// `port` is in the core namespace (down) and whose other end is the
+    /// host's `eth0` with the address. Returns the namespace and the port.
+    fn add_host(&mut self, i: usize, addr: &str, port: &str) -> (String, String) {
+        let ns = format!("{}-h{i}", self.id);
+        let dir = PathBuf::from(format!("/tmp/shoal-it-{}-h{i}", self.id));
+        let _ = std::fs::remove_dir_all(&dir);
+        // Pushed before it is built, so a failure half-way is still cleaned up.
+        self.hosts.push(Host {
+            ns: ns.clone(),
+            ip: addr.to_string(),
+            dir,
+            agent: None,
+        });
+        ip(&["netns", "add", &ns]);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n", &self.core, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]);
+        ip(&["-n", &self.core, "link", "set", port, "up"]);
+        ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+        (ns, port.to_string())
     }
 
     pub fn host(&self, i: usize) -> &Host {
@@ -384,7 +398,57 @@ impl Net {
     /// As [`Net::cluster`] with `n` members among `hosts` hosts; the rest
     /// are left for the test to join.
     pub fn cluster_of(hosts: usize, n: usize) -> Net {
-        let mut net = Net::new(hosts);
+        Net::form(Net::new(hosts), n)
+    }
+
+    /// `near` hosts on the bridge and `far` hosts on `FAR.0/24` behind a
+    /// router (the core namespace routes between the bridge, at
+    /// `NET.254`, and the far link, at `FAR.254`), plus an outside
+    /// namespace at `OUTSIDE.1` standing in for the internet: it routes
+    /// back to node addresses only, so pods reach it through masquerade or
+    /// not at all. All hosts form one cluster.
+    pub fn routed(near: usize, far: usize) -> Net {
+        let mut net = Net::new(near);
+        let core = net.core.clone();
+        ip(&["-n", &core, "addr", "add", &format!("{NET}.254/24"), "dev", "br0"]);
+        let fwd = in_ns(&core)
+            .args(["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])
+            .status()
+            .expect("forwarding on in the router");
+        assert!(fwd.success());
+        for h in &net.hosts {
+            ip(&["-n", &h.ns, "route", "add", "default", "via", &format!("{NET}.254")]);
+        }
+        for i in near + 1..=near + far {
+            let (ns, port) = net.add_host(i, &format!("{FAR}.{i}"), &format!("f{i}"));
+            ip(&["-n", &core, "addr", "add", &format!("{FAR}.254/24"), "dev", &port]);
+            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+            ip(&["-n", &ns, "route", "add", "default", "via", &format!("{FAR}.254")]);
+        }
+        let out = format!("{}-out", net.id);
+        net.extra.push(out.clone());
+        ip(&["netns", "add", &out]);
+        ip(&["-n", &out, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n", &core, "link", "add", "o1", "type", "veth", "peer", "name", "eth0", "netns", &out,
+        ]);
+        ip(&["-n", &core, "addr", "add", &format!("{OUTSIDE}.254/24"), "dev", "o1"]);
+        ip(&["-n", &core, "link", "set", "o1", "up"]);
+        ip(&["-n", &out, "addr", "add", &format!("{OUTSIDE}.1/24"), "dev", "eth0"]);
+        ip(&["-n", &out, "link", "set", "eth0", "up"]);
+        ip(&["-n", &out, "route", "add", &format!("{NET}.0/24"), "via", &format!("{OUTSIDE}.254")]);
+        ip(&["-n", &out, "route", "add", &format!("{FAR}.0/24"), "via", &format!("{OUTSIDE}.254")]);
+        let n = net.hosts.len();
+        Net::form(net, n)
+    }
+
+    /// The outside namespace of [`Net::routed`].
+    pub fn outside(&self) -> &str {
+        &self.extra[0]
+    }
+
+    /// Forms a cluster of the first `n` hosts: `init` on host 1, the rest join.
+    fn form(mut net: Net, n: usize) -> Net {
         net.init(1);
         net.start_agent(1);
         net.wait_for(20, "first node leads", || (net.leader(1) == Some(1)).then_some(()));
@@ -553,6 +617,9 @@ impl Drop for Net {
             let _ = Command::new("ip").args(["netns", "del", &h.ns]).status();
             // Containers live in their pods' namespaces: found by cgroup.
             super::remove_node_leftovers(&h.dir);
+        }
+        for ns in &self.extra {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
         let _ = Command::new("ip").args(["netns", "del", &self.core]).status();
     }
