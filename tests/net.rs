@@ -237,18 +237,6 @@ fn echo_pod(name: &str, host: &str) -> String {
     )
 }
 
-/// Runs `sh -c SCRIPT` in pod `pod` on host `i`; its stdout, or the failure.
-fn exec_in(net: &common::netns::Net, i: usize, pod: &str, script: &str) -> Result<String, String> {
-    let addr = net.addr(i);
-    let out = net.run(i, &["exec", pod, "--server", &addr, "--", "sh", "-c", script]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
 /// Three nodes on one link and a fourth behind a router: pods reach the
 /// pods of every other node by address over TCP and UDP (host-gw routes
 /// between the three, VXLAN to and from the fourth), and reach a host
@@ -295,12 +283,10 @@ fn pods_reach_pods_on_every_node_across_a_router_and_the_outside_through_masquer
         for j in (1..=4).filter(|j| *j != i) {
             let ip = &ips[j - 1];
             let tcp = net.wait_for(30, &format!("TCP from echo{i} to echo{j} at {ip}"), || {
-                exec_in(&net, i, &pod, &get(ip, 8080))
-                    .ok()
-                    .filter(|o| o.contains(&format!("echo{j}")))
+                net.exec(i, &pod, &get(ip, 8080)).ok().filter(|o| o.contains(&format!("echo{j}")))
             });
             assert!(tcp.contains("200 OK"), "{tcp}");
-            let udp = exec_in(&net, i, &pod, &format!("udpecho {ip} 9000 from-{i}")).unwrap_or_else(|e| {
+            let udp = net.exec(i, &pod, &format!("udpecho {ip} 9000 from-{i}")).unwrap_or_else(|e| {
                 panic!(
                     "UDP from echo{i} to echo{j} at {ip}: {e}\nroutes on h{i}:\n{}",
                     run("ip", &["-n", &net.host(i).ns, "route"])
@@ -309,7 +295,7 @@ fn pods_reach_pods_on_every_node_across_a_router_and_the_outside_through_masquer
             assert_eq!(udp.trim(), format!("echo{j} from-{i}"));
         }
         let out = net.wait_for(30, &format!("echo{i} reaches the outside"), || {
-            exec_in(&net, i, &pod, &get(&format!("{OUTSIDE}.1"), 9000))
+            net.exec(i, &pod, &get(&format!("{OUTSIDE}.1"), 9000))
                 .ok()
                 .filter(|o| o.contains("outside"))
         });

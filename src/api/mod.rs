@@ -68,10 +68,14 @@ pub enum Object {
     Pod(Box<Pod>),
     /// An apps/v1 Deployment, ReplicaSet or DaemonSet.
     Workload(Box<manifest::Workload>),
+    /// A v1 Service.
+    Service(Box<manifest::Service>),
+    /// v1 Endpoints given by hand.
+    Endpoints(Box<manifest::Endpoints>),
 }
 
 /// The kinds Shoal runs, as an error lists them.
-const SUPPORTED: &str = "Pod (v1), Deployment, ReplicaSet, DaemonSet (apps/v1)";
+const SUPPORTED: &str = "Pod, Service, Endpoints (v1), Deployment, ReplicaSet, DaemonSet (apps/v1)";
 
 /// Parses one or many YAML documents (block or flow style) into validated objects.
 pub fn parse_manifests(text: &str) -> Result<Vec<Object>, ManifestError> {
@@ -116,6 +120,16 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Object>, ManifestError> {
                 let problems = validate::validate_workload(&w);
                 (Object::Workload(Box::new(w.without_status())), problems)
             }
+            "Service" => {
+                let s: manifest::Service = typed(value, document, &kind)?;
+                let problems = validate::validate_service(&s);
+                (Object::Service(Box::new(s)), problems)
+            }
+            "Endpoints" => {
+                let e: manifest::Endpoints = typed(value, document, &kind)?;
+                let problems = validate::validate_endpoints(&e);
+                (Object::Endpoints(Box::new(e)), problems)
+            }
             _ => {
                 return Err(ManifestError::UnsupportedKind {
                     document,
@@ -146,7 +160,7 @@ pub fn parse_pods(text: &str) -> Result<Vec<Pod>, ManifestError> {
         .into_iter()
         .filter_map(|o| match o {
             Object::Pod(p) => Some(*p),
-            Object::Workload(_) => None,
+            _ => None,
         })
         .collect())
 }

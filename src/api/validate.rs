@@ -7,8 +7,10 @@ use std::collections::HashSet;
 
 mod probe;
 mod scheduling;
+mod service;
 mod workload;
 
+pub use service::{validate_endpoints, validate_service};
 pub use workload::validate_workload;
 
 /// Returns every problem found, each as `field.path: what is wrong`.

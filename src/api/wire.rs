@@ -163,6 +163,36 @@ pub enum Request {
         /// Whether an existing value may change.
         overwrite: bool,
     },
+    /// Services with their endpoints as this node works them out; one
+    /// when `name` is given.
+    GetServices {
+        /// Namespace filter; all when `None`.
+        namespace: Option<String>,
+        /// One by name.
+        name: Option<String>,
+    },
+    /// Delete a Service or hand-written Endpoints (admin only).
+    DeleteService {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The Endpoints object of that name instead of the Service.
+        endpoints: bool,
+    },
+}
+
+/// A Service and the addresses behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceView {
+    /// The Service as stored (address and node ports filled in).
+    pub service: crate::state::service::ServiceObject,
+    /// Its backends, ready or not.
+    pub backends: Vec<crate::net::endpoints::Backend>,
+    /// Unix ms the hand-written Endpoints were created, for a Service without a selector.
+    #[serde(default)]
+    pub endpoints_created_ms: Option<u64>,
 }
 
 /// A change to a workload, as `scale`, `set image` and `rollout` make.
@@ -360,5 +390,10 @@ pub enum Reply {
         object: String,
         /// `scaled`, `paused`, `rolled back`, `deleted`...
         action: String,
+    },
+    /// Services.
+    Services {
+        /// The list.
+        items: Vec<ServiceView>,
     },
 }

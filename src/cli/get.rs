@@ -131,6 +131,10 @@ pub(super) async fn get(ctx: &Ctx, mut a: GetArgs) -> Result<i32> {
     if super::events::is_kind(&a.kind) {
         return super::events::get(ctx, a.output).await;
     }
+    if super::services::is_service(&a.kind) || super::services::is_endpoints(&a.kind) {
+        let endpoints = super::services::is_endpoints(&a.kind);
+        return super::services::get(ctx, endpoints, a.name, a.output, a.all_namespaces).await;
+    }
     pod_kind(&a.kind)?;
     let req = match &a.name {
         Some(n) => Request::GetPod(PodRef {
@@ -226,6 +230,9 @@ pub(super) async fn describe(ctx: &Ctx, a: DescribeArgs) -> Result<i32> {
     let (kind_word, name) = super::kind_name_required("describe", &a.kind, a.name)?;
     if let Some(kind) = super::workloads::kind_of(&kind_word) {
         return super::workloads::describe(ctx, kind, &name).await;
+    }
+    if super::services::is_service(&kind_word) {
+        return super::services::describe(ctx, &name).await;
     }
     pod_kind(&kind_word)?;
     let req = Request::GetPod(PodRef {

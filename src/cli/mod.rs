@@ -15,6 +15,7 @@ mod label;
 mod logs;
 mod nodes;
 mod rollout;
+mod services;
 mod taint;
 mod token;
 mod workloads;
@@ -95,6 +96,8 @@ enum Command {
     Rollout(rollout::RolloutArgs),
     /// Cordon a node and evict its controller-managed pods.
     Drain(rollout::DrainArgs),
+    /// Make a Service for a deployment, replicaset or daemonset.
+    Expose(services::ExposeArgs),
     /// Manage the node's images.
     #[command(subcommand)]
     Image(image::Cmd),
@@ -142,6 +145,7 @@ impl Cli {
                 Command::Set(c) => rollout::set(&ctx, c).await,
                 Command::Rollout(a) => rollout::rollout(&ctx, a).await,
                 Command::Drain(a) => rollout::drain(&ctx, a).await,
+                Command::Expose(a) => services::expose(&ctx, a).await,
                 Command::Image(c) => image::run(&ctx, c).await,
                 Command::BenchApply(a) => bench::run(&ctx, a).await,
                 Command::Shim(_) => unreachable!("handled above"),

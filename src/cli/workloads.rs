@@ -109,7 +109,7 @@ fn desired(w: &WorkloadObject) -> i64 {
     }
 }
 
-fn template(w: &WorkloadObject) -> &crate::api::manifest::PodTemplateSpec {
+pub(super) fn template(w: &WorkloadObject) -> &crate::api::manifest::PodTemplateSpec {
     match &w.workload {
         Workload::Deployment(d) => &d.spec.template,
         Workload::ReplicaSet(r) => &r.spec.template,

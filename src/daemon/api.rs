@@ -66,7 +66,12 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
     };
     let writes = matches!(
         req,
-        Request::Apply { .. } | Request::DeletePod(_) | Request::DeleteWorkload { .. } | Request::Workload { .. } | Request::Drain { .. }
+        Request::Apply { .. }
+            | Request::DeletePod(_)
+            | Request::DeleteWorkload { .. }
+            | Request::Workload { .. }
+            | Request::Drain { .. }
+            | Request::DeleteService { .. }
     );
     if writes && peer != super::cluster_api::ADMIN {
         reply(
@@ -117,6 +122,18 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
         }
         Request::Drain { node, include_daemonsets } => {
             let r = super::workloads::drain(&deps.cluster.consensus, &node, include_daemonsets).await;
+            reply(&mut send, &r).await?;
+        }
+        Request::GetServices { namespace, name } => {
+            let r = super::services::get(&deps.cluster, namespace.as_deref(), name.as_deref()).await;
+            reply(&mut send, &r).await?;
+        }
+        Request::DeleteService {
+            namespace,
+            name,
+            endpoints,
+        } => {
+            let r = super::services::delete(&deps.cluster.consensus, &namespace, &name, endpoints).await;
             reply(&mut send, &r).await?;
         }
         Request::Logs { pod, container, follow } => logs(&deps, &mut send, &pod, container, follow).await?,

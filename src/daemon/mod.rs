@@ -4,6 +4,7 @@ pub mod accept;
 pub mod api;
 pub mod cluster_api;
 pub mod objects;
+pub mod services;
 pub mod settings;
 pub mod shutdown;
 pub mod systemd;
@@ -357,6 +358,7 @@ pub async fn run(cfg: Config, trigger: Arc<Trigger>, shutdown: Shutdown) -> Resu
     tasks.spawn(crate::net::run(crate::net::NetDeps {
         net: net.clone(),
         replica: replica.clone(),
+        gossip: gossip_handle.clone(),
         node_name: me.name.clone(),
         node_ip: match me.advertise.ip() {
             std::net::IpAddr::V4(ip) => ip,

@@ -53,6 +53,18 @@ pub async fn apply(c: &Consensus, manifest: &str) -> Reply {
                     expect_generation: None,
                 },
             ),
+            Object::Service(s) => (
+                format!("service/{}", s.metadata.name),
+                Command::PutService {
+                    service: s,
+                    uid: new_uid(),
+                    now_ms,
+                },
+            ),
+            Object::Endpoints(e) => (
+                format!("endpoints/{}", e.metadata.name),
+                Command::PutEndpoints { endpoints: e, now_ms },
+            ),
         };
         let failure = match c.write(cmd).await {
             Ok(Response::Done(action)) => {

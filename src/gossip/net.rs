@@ -44,6 +44,16 @@ impl Handle {
         rx.await.unwrap_or_default()
     }
 
+    /// The names of the members gossip holds Down.
+    pub async fn down(&self) -> std::collections::BTreeSet<String> {
+        self.nodes()
+            .await
+            .into_iter()
+            .filter(|n| n.status == super::NodeStatus::Down)
+            .map(|n| n.name)
+            .collect()
+    }
+
     /// Leaves the cluster.
     pub async fn leave(&self) {
         let (tx, rx) = oneshot::channel();

@@ -1,18 +1,25 @@
 //! The node's network task: once the cluster has handed this node a subnet
 //! (its replica says so), set the bridge up for it, keep the routes and
-//! tunnels to the peers' subnets and the node's nftables table in step with
-//! the replica; at every agent start, check that all of it is in place.
-//! Retries every 2 s while the kernel refuses.
+//! tunnels to the peers' subnets and the node's nftables table (masquerade
+//! and every Service) in step with the replica and with gossip's view of
+//! which nodes are Down; at every agent start, check that all of it is in
+//! place. Retries every 2 s while the kernel refuses.
 
+use super::nft::{Nft, Table};
 use super::PodNetwork;
 use crate::daemon::shutdown::Shutdown;
+use crate::gossip::net::Handle as Gossip;
 use crate::state::Replica;
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
 const RETRY: Duration = Duration::from_secs(2);
+/// How often gossip is asked which nodes are Down (their pods stop being
+/// endpoints).
+const HEALTH: Duration = Duration::from_millis(250);
 
 /// What the task needs.
 pub struct NetDeps {
@@ -20,6 +27,8 @@ pub struct NetDeps {
     pub net: Arc<PodNetwork>,
     /// This node's copy of the cluster state.
     pub replica: Arc<Replica>,
+    /// Membership, for the nodes that are Down.
+    pub gossip: Gossip,
     /// This node's name in it.
     pub node_name: String,
     /// The address other nodes reach this one at (its uplink).
@@ -28,60 +37,34 @@ pub struct NetDeps {
     pub shutdown: Shutdown,
 }
 
+/// What the last pass put in place.
+struct Synced {
+    peers: Option<Vec<(String, std::net::SocketAddr, Option<ipnet::Ipv4Net>)>>,
+    tunnels: Vec<super::Tunnel>,
+    table: Table<Nft>,
+}
+
 /// Runs until shutdown.
 pub async fn run(deps: NetDeps) {
     let NetDeps {
         net,
         replica,
+        gossip,
         node_name,
         node_ip,
         mut shutdown,
     } = deps;
     let mut changes = replica.subscribe();
-    let mut failed = false;
-    let mut peers_seen = None;
-    let mut tunnels_seen = Vec::new();
-    let mut table = super::nft::Table::new(net.bridge(), super::nft::Nft);
+    let mut health = tokio::time::interval(HEALTH);
+    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut down = BTreeSet::new();
+    let mut synced = Synced {
+        peers: None,
+        tunnels: Vec::new(),
+        table: Table::new(net.bridge(), Nft),
+    };
     loop {
-        let nodes = replica.nodes().unwrap_or_default();
-        let want = nodes.iter().find(|n| n.name == node_name).and_then(|n| n.pod_cidr);
-        if let Some(subnet) = want.filter(|s| failed || net.subnet() != Some(*s)) {
-            match net.ensure(subnet, node_ip).await {
-                Ok(()) => {
-                    info!(%subnet, bridge = %net.bridge(), "pod network ready");
-                    failed = false;
-                }
-                Err(e) => {
-                    warn!(%subnet, error = %e, "pod network not ready; retrying");
-                    failed = true;
-                }
-            }
-        }
-        let peers: Vec<_> = nodes.iter().map(|n| (n.name.clone(), n.addr, n.pod_cidr)).collect();
-        if net.subnet().is_some() && (failed || peers_seen.as_ref() != Some(&peers)) {
-            match net.sync_peers(&node_name, &nodes).await {
-                Ok(plan) => {
-                    if plan.tunnels != tunnels_seen {
-                        let remotes: Vec<String> = plan.tunnels.iter().map(|t| format!("{}@{}", t.subnet, t.remote)).collect();
-                        info!(peers = ?remotes, "pod subnets reached through VXLAN");
-                    }
-                    tunnels_seen = plan.tunnels;
-                    peers_seen = Some(peers);
-                }
-                Err(e) => {
-                    warn!(error = %e, "routes to peers' pods not in place; retrying");
-                    failed = true;
-                }
-            }
-        }
-        if net.subnet().is_some() {
-            let plan = replica.network().unwrap_or_default();
-            let want = super::nft::model::desired(plan.cluster_cidr, &[]);
-            if let Err(e) = table.sync(want).await {
-                warn!(error = %e, "nftables table not in place; retrying");
-                failed = true;
-            }
-        }
+        let failed = !pass(&net, &replica, &node_name, node_ip, &down, &mut synced).await;
         let retry = async {
             if failed {
                 tokio::time::sleep(RETRY).await
@@ -89,11 +72,70 @@ pub async fn run(deps: NetDeps) {
                 std::future::pending().await
             }
         };
-        tokio::select! {
-            biased;
-            _ = shutdown.wait() => break,
-            r = changes.changed() => if r.is_err() { break },
-            _ = retry => {}
+        tokio::pin!(retry);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.wait() => return,
+                r = changes.changed() => if r.is_err() { return } else { break },
+                _ = health.tick() => {
+                    let now = gossip.down().await;
+                    if now != down {
+                        down = now;
+                        break;
+                    }
+                }
+                _ = &mut retry => break,
+            }
         }
     }
+}
+
+/// One pass over everything; false if some part must be retried.
+async fn pass(net: &PodNetwork, replica: &Replica, me: &str, node_ip: Ipv4Addr, down: &BTreeSet<String>, s: &mut Synced) -> bool {
+    let nodes = replica.nodes().unwrap_or_default();
+    let Some(subnet) = nodes.iter().find(|n| n.name == me).and_then(|n| n.pod_cidr) else {
+        return true; // no subnet yet: nothing to do until the replica changes
+    };
+    let mut ok = true;
+    if net.subnet() != Some(subnet) || s.peers.is_none() {
+        match net.ensure(subnet, node_ip).await {
+            Ok(()) => info!(%subnet, bridge = %net.bridge(), "pod network ready"),
+            Err(e) => {
+                warn!(%subnet, error = %e, "pod network not ready; retrying");
+                return false;
+            }
+        }
+    }
+    let peers: Vec<_> = nodes.iter().map(|n| (n.name.clone(), n.addr, n.pod_cidr)).collect();
+    if s.peers.as_ref() != Some(&peers) {
+        match net.sync_peers(me, &nodes).await {
+            Ok(plan) => {
+                if plan.tunnels != s.tunnels {
+                    let remotes: Vec<String> = plan.tunnels.iter().map(|t| format!("{}@{}", t.subnet, t.remote)).collect();
+                    info!(peers = ?remotes, "pod subnets reached through VXLAN");
+                }
+                s.tunnels = plan.tunnels;
+                s.peers = Some(peers);
+            }
+            Err(e) => {
+                warn!(error = %e, "routes to peers' pods not in place; retrying");
+                s.peers = None;
+                ok = false;
+            }
+        }
+    }
+    let plan = replica.network().unwrap_or_default();
+    let resolved = super::endpoints::resolve(
+        &replica.services().unwrap_or_default(),
+        &replica.endpoints_objects().unwrap_or_default(),
+        &replica.pods().unwrap_or_default(),
+        down,
+    );
+    let want = super::nft::model::desired(plan.cluster_cidr, &super::endpoints::proxy_ports(&resolved));
+    if let Err(e) = s.table.sync(want).await {
+        warn!(error = %e, "nftables table not in place; retrying");
+        ok = false;
+    }
+    ok
 }

@@ -20,6 +20,7 @@ mod apply;
 mod apply_workload;
 pub mod network;
 mod read;
+pub mod service;
 mod snapshot;
 pub mod workload;
 
@@ -395,6 +396,37 @@ pub enum Command {
         /// The new labels.
         labels: BTreeMap<String, String>,
     },
+    /// Create or update a Service (its address and node ports are chosen
+    /// when applied).
+    PutService {
+        /// The manifest.
+        service: Box<crate::api::manifest::Service>,
+        /// Uid, if it is created.
+        uid: String,
+        /// Proposer's clock.
+        now_ms: u64,
+    },
+    /// Delete a Service.
+    DeleteService {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// Create or update hand-written Endpoints.
+    PutEndpoints {
+        /// The manifest.
+        endpoints: Box<crate::api::manifest::Endpoints>,
+        /// Proposer's clock.
+        now_ms: u64,
+    },
+    /// Delete hand-written Endpoints.
+    DeleteEndpoints {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
 }
 
 impl Command {
@@ -417,6 +449,10 @@ impl Command {
             Command::Scale { .. } => "scale",
             Command::Reconcile { .. } => "reconcile",
             Command::Label { .. } => "label",
+            Command::PutService { .. } => "apply service",
+            Command::DeleteService { .. } => "delete service",
+            Command::PutEndpoints { .. } => "apply endpoints",
+            Command::DeleteEndpoints { .. } => "delete endpoints",
         }
     }
 }

@@ -24,6 +24,10 @@ CREATE TABLE IF NOT EXISTS sm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sm_workloads (
   kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL, json TEXT NOT NULL,
   PRIMARY KEY (kind, namespace, name));
+CREATE TABLE IF NOT EXISTS sm_services (namespace TEXT NOT NULL, name TEXT NOT NULL, json TEXT NOT NULL,
+  PRIMARY KEY (namespace, name));
+CREATE TABLE IF NOT EXISTS sm_endpoints (namespace TEXT NOT NULL, name TEXT NOT NULL, json TEXT NOT NULL,
+  PRIMARY KEY (namespace, name));
 ";
 
 /// This node's copy of the cluster state: one SQLite connection shared by
@@ -163,7 +167,11 @@ impl Replica {
     }
 }
 
-fn query_json<T: serde::de::DeserializeOwned>(c: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> rusqlite::Result<Vec<T>> {
+pub(crate) fn query_json<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> rusqlite::Result<Vec<T>> {
     let mut stmt = c.prepare_cached(sql)?;
     let rows = stmt.query_map(args, |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
@@ -173,7 +181,7 @@ fn query_json<T: serde::de::DeserializeOwned>(c: &Connection, sql: &str, args: &
     Ok(out)
 }
 
-fn decode<T: serde::de::DeserializeOwned>(json: &str) -> rusqlite::Result<T> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(json: &str) -> rusqlite::Result<T> {
     serde_json::from_str(json).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 

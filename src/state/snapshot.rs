@@ -1,6 +1,7 @@
 //! A snapshot of the state: every row of every `sm_` table, as JSON. Rows
-//! are copied column by column, so tables and columns added later travel
-//! without changes here.
+//! are copied column by column, so columns added later travel without
+//! changes here; a new table must be added to `TABLES` (a snapshot from
+//! before it simply leaves it empty).
 
 use rusqlite::types::Value;
 use rusqlite::Transaction;
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The tables a snapshot carries, in the order they are restored.
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 9] = [
     "sm_meta",
     "sm_nodes",
     "sm_tokens",
@@ -16,6 +17,8 @@ const TABLES: [&str; 7] = [
     "sm_pods",
     "sm_events",
     "sm_workloads",
+    "sm_services",
+    "sm_endpoints",
 ];
 
 #[derive(Serialize, Deserialize, Default)]

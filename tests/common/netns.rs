@@ -325,6 +325,19 @@ impl Net {
         assert!(out.status.success(), "apply via h{i}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// Runs `sh -c SCRIPT` in pod `pod` (default namespace) through host
+    /// `i`, which must run it; its stdout, or the failure with stderr.
+    pub fn exec(&self, i: usize, pod: &str, script: &str) -> Result<String, String> {
+        let addr = self.addr(i);
+        let out = self.run(i, &["exec", pod, "--server", &addr, "--", "sh", "-c", script]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
     /// `get pods -o json` on host `i` (from its replica; `consistent` asks the leader first).
     pub fn pods(&self, i: usize, consistent: bool) -> Option<Vec<serde_json::Value>> {
         let addr = self.addr(i);

@@ -1,0 +1,284 @@
+//! Which addresses stand behind each Service, worked out on every node
+//! from its replica, as Kubernetes' endpoint controller would write them:
+//! for a Service with a selector, the bound pods of its namespace whose
+//! labels match and that have an address, ready when their Ready condition
+//! holds and their node is not Down (or always, with
+//! `publishNotReadyAddresses`); terminating pods are left out. A Service
+//! without a selector takes the hand-written Endpoints of its name. Each
+//! Service port's target is resolved per pod (`targetPort` by number, by
+//! the name of a container port, or the Service port itself).
+//!
+//! Nothing here is written to the replicated state: readiness already is,
+//! and every node derives the same answer, which keeps Raft quiet when
+//! pods come and go.
+
+use super::nft::model::{Proto, ServicePort as ProxyPort};
+use crate::api::manifest::IntOrString;
+use crate::state::service::{EndpointsObject, ServiceObject};
+use crate::state::PodObject;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+/// One address behind a Service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backend {
+    /// Its address.
+    pub ip: Ipv4Addr,
+    /// Balanced over (Ready, or the Service publishes not-ready ones).
+    pub ready: bool,
+    /// Per Service port (same order), the port it serves on; `None` when a
+    /// named target port is not one of the pod's.
+    pub ports: Vec<Option<u16>>,
+    /// The pod: namespace, name, uid (none for hand-written addresses).
+    pub pod: Option<(String, String, String)>,
+    /// The node it runs on.
+    pub node: Option<String>,
+}
+
+/// A Service with its backends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// The Service.
+    pub service: ServiceObject,
+    /// Its backends, by address.
+    pub backends: Vec<Backend>,
+}
+
+/// Every Service's backends.
+pub fn resolve(services: &[ServiceObject], manual: &[EndpointsObject], pods: &[PodObject], down: &BTreeSet<String>) -> Vec<Resolved> {
+    let manual: BTreeMap<(String, String), &EndpointsObject> = manual
+        .iter()
+        .map(|e| ((e.endpoints.metadata.namespace().to_string(), e.endpoints.metadata.name.clone()), e))
+        .collect();
+    services
+        .iter()
+        .map(|s| {
+            let spec = &s.service.spec;
+            let mut backends = if spec.service_type() == "ExternalName" {
+                Vec::new()
+            } else if spec.selector.is_empty() {
+                manual.get(&s.key()).map(|e| from_manual(s, e)).unwrap_or_default()
+            } else {
+                from_pods(s, pods, down)
+            };
+            backends.sort();
+            backends.dedup_by(|a, b| a.ip == b.ip);
+            Resolved {
+                service: s.clone(),
+                backends,
+            }
+        })
+        .collect()
+}
+
+fn from_pods(s: &ServiceObject, pods: &[PodObject], down: &BTreeSet<String>) -> Vec<Backend> {
+    let ns = s.service.metadata.namespace();
+    let spec = &s.service.spec;
+    let publish = spec.publish_not_ready_addresses == Some(true);
+    pods.iter()
+        .filter(|p| p.pod.metadata.namespace() == ns && p.deleting_ms.is_none() && !p.status.terminating)
+        .filter(|p| spec.selector.iter().all(|(k, v)| p.pod.metadata.labels.get(k) == Some(v)))
+        .filter_map(|p| {
+            let ip = p.status.pod_ip?;
+            let node = p.node.clone()?;
+            let ready = publish || (crate::controllers::pods::is_ready(p) && !down.contains(&node));
+            let ports = spec.ports.iter().map(|sp| target(sp, p)).collect();
+            Some(Backend {
+                ip,
+                ready,
+                ports,
+                pod: Some((ns.to_string(), p.pod.metadata.name.clone(), p.uid.clone())),
+                node: Some(node),
+            })
+        })
+        .collect()
+}
+
+/// The port pod `p` serves Service port `sp` on.
+fn target(sp: &crate::api::manifest::ServicePort, p: &PodObject) -> Option<u16> {
+    match &sp.target_port {
+        None => u16::try_from(sp.port).ok(),
+        Some(IntOrString::Int(n)) => u16::try_from(*n).ok(),
+        Some(IntOrString::String(name)) => p
+            .pod
+            .spec
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter())
+            .find(|cp| cp.name.as_deref() == Some(name) && cp.protocol.as_deref().unwrap_or("TCP") == sp.protocol())
+            .and_then(|cp| u16::try_from(cp.container_port).ok()),
+    }
+}
+
+fn from_manual(s: &ServiceObject, e: &EndpointsObject) -> Vec<Backend> {
+    let spec = &s.service.spec;
+    let mut out = Vec::new();
+    for subset in &e.endpoints.subsets {
+        let ports: Vec<Option<u16>> = spec
+            .ports
+            .iter()
+            .map(|sp| {
+                subset
+                    .ports
+                    .iter()
+                    .find(|ep| {
+                        (ep.name == sp.name || subset.ports.len() == 1 && spec.ports.len() == 1)
+                            && ep.protocol.as_deref().unwrap_or("TCP") == sp.protocol()
+                    })
+                    .and_then(|ep| u16::try_from(ep.port).ok())
+            })
+            .collect();
+        for (ready, addrs) in [(true, &subset.addresses), (false, &subset.not_ready_addresses)] {
+            for a in addrs {
+                if let Ok(ip) = a.ip.parse() {
+                    out.push(Backend {
+                        ip,
+                        ready,
+                        ports: ports.clone(),
+                        pod: None,
+                        node: a.node_name.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What the node's nftables table balances: one entry per port of every
+/// Service with a virtual IP, over its ready backends.
+pub fn proxy_ports(resolved: &[Resolved]) -> Vec<ProxyPort> {
+    let mut out = Vec::new();
+    for r in resolved {
+        let Some(vip) = r.service.cluster_ip() else { continue };
+        let (ns, name) = r.service.key();
+        let spec = &r.service.service.spec;
+        for (i, sp) in spec.ports.iter().enumerate() {
+            let (Ok(port), proto) = (u16::try_from(sp.port), sp.protocol()) else {
+                continue;
+            };
+            out.push(ProxyPort {
+                service: format!("{ns}/{name}"),
+                port_name: sp.name.clone().unwrap_or_else(|| port.to_string()),
+                proto: if proto == "UDP" { Proto::Udp } else { Proto::Tcp },
+                cluster_ip: Some(vip),
+                port,
+                node_port: sp.node_port.and_then(|n| u16::try_from(n).ok()),
+                affinity_secs: spec.affinity_secs(),
+                endpoints: r
+                    .backends
+                    .iter()
+                    .filter(|b| b.ready)
+                    .filter_map(|b| Some((b.ip, b.ports.get(i).copied().flatten()?)))
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::manifest::{Service, ServicePort};
+    use crate::api::status::{ContainerState, ContainerStatus, Phase};
+
+    fn svc(name: &str, selector: &[(&str, &str)], ports: Vec<ServicePort>) -> ServiceObject {
+        let yaml = format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{clusterIP: 10.43.0.5}}\n");
+        let mut service: Service = serde_yaml_ng::from_str(&yaml).unwrap();
+        service.spec.selector = selector.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        service.spec.ports = ports;
+        ServiceObject {
+            service,
+            uid: "u".into(),
+            created_ms: 0,
+        }
+    }
+
+    fn pod(name: &str, app: &str, ip: &str, node: &str, ready: bool) -> PodObject {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: {app}}}}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    ports: [{{name: web, containerPort: 8080}}]\n"
+        );
+        let mut p = PodObject {
+            pod: serde_yaml_ng::from_str(&yaml).unwrap(),
+            uid: format!("uid-{name}"),
+            created_ms: 0,
+            node: Some(node.into()),
+            status: Default::default(),
+            deleting_ms: None,
+            unschedulable: None,
+        };
+        p.status.pod_ip = Some(ip.parse().unwrap());
+        p.status.phase = Phase::Running;
+        p.status.container_statuses = vec![ContainerStatus {
+            name: "c".into(),
+            image: "busybox".into(),
+            state: ContainerState::Running { started_at: 1 },
+            last_state: None,
+            restart_count: 0,
+            ready,
+            started: Some(true),
+            pid: None,
+        }];
+        p
+    }
+
+    fn port(name: Option<&str>, port: i64, target: Option<IntOrString>) -> ServicePort {
+        ServicePort {
+            name: name.map(str::to_string),
+            port,
+            target_port: target,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ready_matching_pods_on_live_nodes_are_balanced_over_by_their_own_port() {
+        let s = svc(
+            "web",
+            &[("app", "web")],
+            vec![
+                port(Some("http"), 80, Some(IntOrString::String("web".into()))),
+                port(Some("alt"), 81, None),
+            ],
+        );
+        let pods = [
+            pod("a", "web", "10.42.0.2", "n1", true),
+            pod("b", "web", "10.42.1.2", "n2", false),
+            pod("c", "web", "10.42.2.2", "n3", true),
+            pod("d", "db", "10.42.0.3", "n1", true),
+        ];
+        let down = BTreeSet::from(["n3".to_string()]);
+        let r = resolve(&[s], &[], &pods, &down);
+        let b = &r[0].backends;
+        assert_eq!(b.len(), 3, "{b:?}");
+        assert_eq!(
+            b.iter().filter(|b| b.ready).map(|b| b.ip.to_string()).collect::<Vec<_>>(),
+            ["10.42.0.2"]
+        );
+        let ports = proxy_ports(&r);
+        assert_eq!(ports.len(), 2);
+        assert_eq!(ports[0].endpoints, vec![("10.42.0.2".parse().unwrap(), 8080)]);
+        assert_eq!(ports[1].endpoints, vec![("10.42.0.2".parse().unwrap(), 81)]);
+    }
+
+    #[test]
+    fn a_service_without_selector_takes_its_hand_written_endpoints() {
+        let s = svc("ext", &[], vec![port(None, 80, Some(IntOrString::Int(9376)))]);
+        let e: crate::api::manifest::Endpoints = serde_yaml_ng::from_str(
+            "apiVersion: v1\nkind: Endpoints\nmetadata: {name: ext}\nsubsets:\n- addresses: [{ip: 192.0.2.42}]\n  ports: [{port: 9376}]\n",
+        )
+        .unwrap();
+        let r = resolve(
+            &[s],
+            &[EndpointsObject {
+                endpoints: e,
+                created_ms: 0,
+            }],
+            &[],
+            &BTreeSet::new(),
+        );
+        assert_eq!(proxy_ports(&r)[0].endpoints, vec![("192.0.2.42".parse().unwrap(), 9376)]);
+    }
+}

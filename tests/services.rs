@@ -1,0 +1,191 @@
+//! Services on real nodes in network namespaces: three nodes on one link
+//! and a fourth behind a router (`Net::routed`), a Deployment of echo pods
+//! (HTTP on 8080 and UDP on 9000, each answering with its own name), and a
+//! NodePort Service in front of it.
+
+mod common;
+
+use common::netns::{in_ns, Net, OUTSIDE};
+use common::workload;
+use std::collections::BTreeSet;
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: echo}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: echo}}
+  template:
+    metadata: {labels: {app: echo}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: localhost/netcheck
+        command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && touch /www/ready && (udpecho -l 9000 &) && exec httpd -f -p 8080 -h /www']
+        ports:
+        - {name: http, containerPort: 8080}
+        - {name: echo, containerPort: 9000, protocol: UDP}
+        readinessProbe:
+          exec: {command: [cat, /www/ready]}
+          periodSeconds: 1
+          failureThreshold: 1
+";
+
+const SERVICE: &str = "apiVersion: v1
+kind: Service
+metadata: {name: echo}
+spec:
+  type: NodePort
+  selector: {app: echo}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+  - {name: udp, port: 90, protocol: UDP, targetPort: echo}
+";
+
+const CLIENT: &str = "apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  terminationGracePeriodSeconds: 1
+  nodeSelector: {kubernetes.io/hostname: h4}
+  containers:
+  - name: c
+    image: localhost/netcheck
+    command: [sleep, '3600']
+";
+
+fn http(ip: &str, port: u16) -> String {
+    format!("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} {port} | tail -n 1")
+}
+
+/// `get svc echo -o json` from host 1.
+fn service(net: &Net) -> serde_json::Value {
+    serde_json::from_str(&net.ok(1, &["get", "svc", "echo", "-o", "json", "--server", &net.addr(1)])).unwrap()
+}
+
+/// The ready endpoint addresses of `echo`, as host `i` sees them.
+fn endpoints(net: &Net, i: usize) -> BTreeSet<String> {
+    let out = net.ok(i, &["get", "ep", "echo", "-o", "json", "--server", &net.addr(i)]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["subsets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["addresses"].as_array().cloned().unwrap_or_default())
+        .map(|a| a["ip"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Asks `n` times from pod `pod` on host `i`; the names that answered.
+fn answers(net: &Net, i: usize, pod: &str, script: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .filter_map(|_| net.exec(i, pod, script).ok())
+        .map(|o| o.trim().to_string())
+        .filter(|o| !o.is_empty())
+        .collect()
+}
+
+#[test]
+fn a_service_balances_over_ready_pods_from_pods_nodes_and_outside_and_forgets_the_gone() {
+    let net = Net::routed(3, 1);
+    for i in 1..=4 {
+        net.import(i, "netcheck.tar");
+    }
+    net.apply_ok(1, DEPLOYMENT);
+    net.apply_ok(1, SERVICE);
+    net.apply_ok(1, CLIENT);
+    let pods = workload::wait_ready(&net, 1, "echo", 3, 90, |_| true);
+    let names: BTreeSet<String> = pods.iter().map(|p| p.name.clone()).collect();
+    let svc = service(&net);
+    let vip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
+    assert!(vip.starts_with("10.43."), "{svc}");
+    let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap() as u16;
+    assert!((30000..=32767).contains(&node_port), "{svc}");
+    net.wait_for(30, "client running", || net.exec(4, "client", "true").ok());
+    // Every node works the endpoints out the same way.
+    for i in 1..=4 {
+        net.wait_for(20, &format!("h{i} sees three endpoints"), || {
+            (endpoints(&net, i).len() == 3).then_some(())
+        });
+    }
+
+    // From a pod behind the router, TCP and UDP reach all three replicas.
+    let mut seen = BTreeSet::new();
+    for _ in 0..60 {
+        seen.extend(answers(&net, 4, "client", &http(&vip, 80), 1));
+        if seen == names {
+            break;
+        }
+    }
+    assert_eq!(seen, names, "TCP through {vip}:80 reached only {seen:?}");
+    let mut seen = BTreeSet::new();
+    for _ in 0..60 {
+        for a in answers(&net, 4, "client", &format!("udpecho {vip} 90 x"), 1) {
+            seen.insert(a.trim_end_matches(" x").to_string());
+        }
+        if seen == names {
+            break;
+        }
+    }
+    assert_eq!(seen, names, "UDP through {vip}:90 reached only {seen:?}");
+
+    // NodePort: a client outside the cluster, through every node's address.
+    for i in 1..=4 {
+        let addr = net.host(i).ip.clone();
+        let out = in_ns(net.outside())
+            .args(["busybox", "sh", "-c", &http(&addr, node_port)])
+            .output()
+            .unwrap();
+        let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            names.contains(&got),
+            "node port {addr}:{node_port} from outside answered {got:?} ({out:?})"
+        );
+    }
+    assert!(OUTSIDE.starts_with("10.90"));
+
+    // Hairpin: a replica reaches itself through its own Service.
+    let me = pods[0].clone();
+    let host = me.node.trim_start_matches('h').parse::<usize>().unwrap();
+    let mut hit_self = false;
+    for _ in 0..60 {
+        if answers(&net, host, &me.name, &http(&vip, 80), 1).contains(&me.name) {
+            hit_self = true;
+            break;
+        }
+    }
+    assert!(hit_self, "{} never reached itself through {vip}", me.name);
+
+    // A replica whose readiness fails stops getting traffic.
+    let sick = pods[1].clone();
+    let sick_host = sick.node.trim_start_matches('h').parse::<usize>().unwrap();
+    net.exec(sick_host, &sick.name, "rm /www/ready").unwrap();
+    for i in [1, 4] {
+        net.wait_for(20, &format!("h{i} drops the unready endpoint"), || {
+            (endpoints(&net, i).len() == 2).then_some(())
+        });
+    }
+    let got = answers(&net, 4, "client", &http(&vip, 80), 30);
+    assert!(
+        got.len() >= 25 && !got.contains(&sick.name),
+        "the unready {} still answered: {got:?}",
+        sick.name
+    );
+
+    // A deleted replica gets neither TCP nor UDP afterwards.
+    let gone = pods[2].clone();
+    net.ok(1, &["delete", "pod", &gone.name, "--server", &net.addr(1)]);
+    net.wait_for(30, "the deleted pod leaves the endpoints", || {
+        let live = workload::pods(&net, 1, "echo")?;
+        (!live.iter().any(|p| p.name == gone.name)).then_some(())
+    });
+    let tcp = answers(&net, 4, "client", &http(&vip, 80), 20);
+    let udp = answers(&net, 4, "client", &format!("udpecho {vip} 90 x"), 20);
+    assert!(
+        !tcp.contains(&gone.name) && !udp.iter().any(|a| a.starts_with(&gone.name)),
+        "the deleted {} still answered: {tcp:?} {udp:?}",
+        gone.name
+    );
+    assert!(tcp.len() >= 15 && udp.len() >= 15, "too few answers: {tcp:?} {udp:?}");
+}
