@@ -170,6 +170,7 @@ fn the_nftables_table_goes_in_whole_changes_in_place_and_comes_out() {
         port_name: "http".into(),
         proto: Proto::Tcp,
         cluster_ip: Some("10.43.0.20".parse().unwrap()),
+        external_ips: vec![],
         port: 80,
         node_port,
         affinity_secs: affinity,

@@ -188,4 +188,54 @@ fn a_service_balances_over_ready_pods_from_pods_nodes_and_outside_and_forgets_th
         gone.name
     );
     assert!(tcp.len() >= 15 && udp.len() >= 15, "too few answers: {tcp:?} {udp:?}");
+
+    // A Service without a selector balances over hand-written Endpoints.
+    let target = &pods[0];
+    let target_ip = net
+        .pods(1, false)
+        .unwrap()
+        .iter()
+        .find(|p| p["pod"]["metadata"]["name"] == target.name.as_str())
+        .and_then(|p| p["status"]["podIP"].as_str().map(str::to_string))
+        .unwrap();
+    net.apply_ok(
+        1,
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: manual}}\nspec:\n  ports: [{{port: 80, targetPort: 8080}}]\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {{name: manual}}\nsubsets:\n- addresses: [{{ip: {target_ip}}}]\n  ports: [{{port: 8080}}]\n"
+        ),
+    );
+    let manual: serde_json::Value =
+        serde_json::from_str(&net.ok(1, &["get", "svc", "manual", "-o", "json", "--server", &net.addr(1)])).unwrap();
+    let manual_ip = manual["spec"]["clusterIP"].as_str().unwrap().to_string();
+    let got = net.wait_for(20, "the manual endpoint answers", || {
+        net.exec(4, "client", &http(&manual_ip, 80)).ok().filter(|o| !o.trim().is_empty())
+    });
+    assert_eq!(got.trim(), target.name);
+
+    // The Kubernetes documentation's Service examples apply unchanged.
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes");
+    for f in [
+        "service.yaml",
+        "service-named-port.yaml",
+        "service-multi-port.yaml",
+        "service-nodeport.yaml",
+        "service-externalname.yaml",
+        "service-external-ips.yaml",
+        "run-my-nginx.yaml",
+        "service-without-selector.yaml",
+    ] {
+        net.apply_ok(1, &std::fs::read_to_string(examples.join(f)).unwrap());
+    }
+    let table = net.ok(1, &["get", "svc", "-A", "--server", &net.addr(1)]);
+    for want in [
+        "my-nodeport-service",
+        "80:30007/TCP",
+        "my.database.example.com",
+        "my-multiport-service",
+        "80/TCP,443/TCP",
+    ] {
+        assert!(table.contains(want), "{want:?} not in\n{table}");
+    }
+    let ep = net.ok(1, &["get", "ep", "my-service", "--server", &net.addr(1)]);
+    assert!(ep.contains("10.1.2.3:9376,10.4.5.6:9376"), "{ep}");
 }

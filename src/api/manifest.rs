@@ -15,8 +15,8 @@ pub use scheduling::{
     TaintEffect, Toleration, TolerationOperator, TopologySpreadConstraint, WhenUnsatisfiable,
 };
 pub use service::{
-    ClientIpConfig, EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Service, ServicePort, ServiceSpec,
-    SessionAffinityConfig,
+    ClientIpConfig, EndpointAddress, EndpointPort, EndpointSlice, EndpointSubset, Endpoints, Manual, ObjectReference, Service, ServicePort,
+    ServiceSpec, SessionAffinityConfig, SliceConditions, SliceEndpoint, SERVICE_NAME_LABEL,
 };
 pub use workload::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, Deployment, DeploymentSpec, DeploymentStrategy, IntOrPercent, Kind, LabelSelector,

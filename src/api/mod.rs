@@ -70,12 +70,12 @@ pub enum Object {
     Workload(Box<manifest::Workload>),
     /// A v1 Service.
     Service(Box<manifest::Service>),
-    /// v1 Endpoints given by hand.
-    Endpoints(Box<manifest::Endpoints>),
+    /// v1 Endpoints or a discovery.k8s.io/v1 EndpointSlice given by hand.
+    Endpoints(Box<manifest::Manual>),
 }
 
 /// The kinds Shoal runs, as an error lists them.
-const SUPPORTED: &str = "Pod, Service, Endpoints (v1), Deployment, ReplicaSet, DaemonSet (apps/v1)";
+const SUPPORTED: &str = "Pod, Service, Endpoints (v1), Deployment, ReplicaSet, DaemonSet (apps/v1), EndpointSlice (discovery.k8s.io/v1)";
 
 /// Parses one or many YAML documents (block or flow style) into validated objects.
 pub fn parse_manifests(text: &str) -> Result<Vec<Object>, ManifestError> {
@@ -128,7 +128,12 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Object>, ManifestError> {
             "Endpoints" => {
                 let e: manifest::Endpoints = typed(value, document, &kind)?;
                 let problems = validate::validate_endpoints(&e);
-                (Object::Endpoints(Box::new(e)), problems)
+                (Object::Endpoints(Box::new(manifest::Manual::Endpoints(e))), problems)
+            }
+            "EndpointSlice" => {
+                let e: manifest::EndpointSlice = typed(value, document, &kind)?;
+                let problems = validate::validate_endpoint_slice(&e);
+                (Object::Endpoints(Box::new(manifest::Manual::EndpointSlice(e))), problems)
             }
             _ => {
                 return Err(ManifestError::UnsupportedKind {
@@ -168,6 +173,58 @@ pub fn parse_pods(text: &str) -> Result<Vec<Pod>, ManifestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kubernetes_documentations_examples_parse_unchanged() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes");
+        let mut kinds = std::collections::BTreeSet::new();
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let path = f.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let objects = parse_manifests(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                for o in objects {
+                    kinds.insert(match o {
+                        Object::Pod(_) => "Pod",
+                        Object::Workload(_) => "Workload",
+                        Object::Service(_) => "Service",
+                        Object::Endpoints(e) => e.kind(),
+                    });
+                }
+            }
+        }
+        assert_eq!(
+            kinds.into_iter().collect::<Vec<_>>(),
+            ["EndpointSlice", "Pod", "Service", "Workload"]
+        );
+    }
+
+    #[test]
+    fn bad_services_are_refused_by_field() {
+        let refused = |yaml: &str, want: &str| {
+            let e = parse_manifests(yaml).unwrap_err().to_string();
+            assert!(e.contains(want), "{want:?} not in {e}");
+        };
+        let svc = |spec: &str| format!("apiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec: {spec}\n");
+        refused(&svc("{ports: [{port: 80, protocol: SCTP}]}"), "spec.ports[0].protocol");
+        refused(&svc("{ports: [{port: 70000}]}"), "spec.ports[0].port");
+        refused(&svc("{ports: [{port: 80}, {port: 81}]}"), "spec.ports[0].name: Required value");
+        refused(&svc("{ports: [{port: 80, nodePort: 30001}]}"), "spec.ports[0].nodePort");
+        refused(&svc("{type: NodePort, ports: [{port: 80, nodePort: 80}]}"), "30000-32767");
+        refused(&svc("{type: Magic, ports: [{port: 80}]}"), "spec.type");
+        refused(&svc("{clusterIP: 10.43.0.300, ports: [{port: 80}]}"), "spec.clusterIP");
+        refused(&svc("{sessionAffinity: Cookie, ports: [{port: 80}]}"), "spec.sessionAffinity");
+        refused(
+            &svc("{ports: [{port: 80}], loadBalancerSourceRangez: []}"),
+            "loadBalancerSourceRangez",
+        );
+        refused(&svc("{type: ExternalName}"), "spec.externalName: Required value");
+        refused(&svc("{ipFamilies: [IPv6], ports: [{port: 80}]}"), "spec.ipFamilies[0]");
+        refused(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e}\naddressType: FQDN\nendpoints: []\n",
+            "addressType",
+        );
+    }
 
     const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: c\n    image: busybox\n";
 

@@ -10,7 +10,7 @@ mod scheduling;
 mod service;
 mod workload;
 
-pub use service::{validate_endpoints, validate_service};
+pub use service::{validate_endpoint_slice, validate_endpoints, validate_service};
 pub use workload::validate_workload;
 
 /// Returns every problem found, each as `field.path: what is wrong`.

@@ -171,14 +171,14 @@ pub enum Request {
         /// One by name.
         name: Option<String>,
     },
-    /// Delete a Service or hand-written Endpoints (admin only).
+    /// Delete a Service, hand-written Endpoints or an EndpointSlice (admin only).
     DeleteService {
+        /// `Service`, `Endpoints` or `EndpointSlice`.
+        kind: String,
         /// Namespace.
         namespace: String,
         /// Name.
         name: String,
-        /// The Endpoints object of that name instead of the Service.
-        endpoints: bool,
     },
 }
 

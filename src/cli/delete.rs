@@ -28,8 +28,8 @@ pub(super) async fn run(ctx: &Ctx, a: Args) -> Result<i32> {
         }
         return Ok(0);
     }
-    if super::services::is_service(&kind) || super::services::is_endpoints(&kind) {
-        return super::services::delete(ctx, super::services::is_endpoints(&kind), name).await;
+    if super::services::is_service(&kind) || super::services::is_endpoints(&kind) || super::services::is_slice(&kind) {
+        return super::services::delete(ctx, &kind, name).await;
     }
     if !matches!(kind.as_str(), "pod" | "pods" | "po") {
         bail!("kind {kind:?} is not supported (use pod, node, deployment, replicaset, daemonset, service or endpoints)");

@@ -278,12 +278,24 @@ pub(super) async fn describe(ctx: &Ctx, name: &str) -> Result<i32> {
     Ok(0)
 }
 
-/// `delete service NAME` / `delete endpoints NAME`.
-pub(super) async fn delete(ctx: &Ctx, endpoints: bool, name: String) -> Result<i32> {
+/// `endpointslices`, `endpointslice`.
+pub(super) fn is_slice(word: &str) -> bool {
+    matches!(word, "endpointslices" | "endpointslice" | "endpointslices.discovery.k8s.io")
+}
+
+/// `delete service|endpoints|endpointslice NAME`.
+pub(super) async fn delete(ctx: &Ctx, word: &str, name: String) -> Result<i32> {
+    let kind = if is_service(word) {
+        "Service"
+    } else if is_endpoints(word) {
+        "Endpoints"
+    } else {
+        "EndpointSlice"
+    };
     let req = Request::DeleteService {
+        kind: kind.into(),
         namespace: ctx.namespace.clone(),
         name,
-        endpoints,
     };
     if let Reply::Changed { object, action } = ctx.simple(&req).await? {
         println!("{object} {action}");

@@ -128,12 +128,8 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
             let r = super::services::get(&deps.cluster, namespace.as_deref(), name.as_deref()).await;
             reply(&mut send, &r).await?;
         }
-        Request::DeleteService {
-            namespace,
-            name,
-            endpoints,
-        } => {
-            let r = super::services::delete(&deps.cluster.consensus, &namespace, &name, endpoints).await;
+        Request::DeleteService { kind, namespace, name } => {
+            let r = super::services::delete(&deps.cluster.consensus, &kind, &namespace, &name).await;
             reply(&mut send, &r).await?;
         }
         Request::Logs { pod, container, follow } => logs(&deps, &mut send, &pod, container, follow).await?,

@@ -62,7 +62,10 @@ pub async fn apply(c: &Consensus, manifest: &str) -> Reply {
                 },
             ),
             Object::Endpoints(e) => (
-                format!("endpoints/{}", e.metadata.name),
+                match &*e {
+                    crate::api::manifest::Manual::Endpoints(x) => format!("endpoints/{}", x.metadata.name),
+                    crate::api::manifest::Manual::EndpointSlice(x) => format!("endpointslice.discovery.k8s.io/{}", x.metadata.name),
+                },
                 Command::PutEndpoints { endpoints: e, now_ms },
             ),
         };

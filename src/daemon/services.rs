@@ -36,8 +36,9 @@ pub async fn get(deps: &ClusterDeps, namespace: Option<&str>, name: Option<&str>
         .map(|r| {
             let endpoints_created_ms = manual
                 .iter()
-                .find(|e| (e.endpoints.metadata.namespace().to_string(), e.endpoints.metadata.name.clone()) == r.service.key())
-                .map(|e| e.created_ms);
+                .filter(|e| e.manual.service() == r.service.key())
+                .map(|e| e.created_ms)
+                .min();
             ServiceView {
                 service: r.service,
                 backends: r.backends,
@@ -48,24 +49,30 @@ pub async fn get(deps: &ClusterDeps, namespace: Option<&str>, name: Option<&str>
     Reply::Services { items }
 }
 
-/// Deletes a Service, or the hand-written Endpoints of that name.
-pub async fn delete(c: &Consensus, namespace: &str, name: &str, endpoints: bool) -> Reply {
-    let (cmd, object) = if endpoints {
-        (
-            Command::DeleteEndpoints {
-                namespace: namespace.into(),
-                name: name.into(),
-            },
-            format!("endpoints/{name}"),
-        )
-    } else {
-        (
+/// Deletes a Service (`kind` `Service`), hand-written Endpoints or an
+/// EndpointSlice.
+pub async fn delete(c: &Consensus, kind: &str, namespace: &str, name: &str) -> Reply {
+    let (cmd, object) = match kind {
+        "Service" => (
             Command::DeleteService {
                 namespace: namespace.into(),
                 name: name.into(),
             },
             format!("service/{name}"),
-        )
+        ),
+        "Endpoints" | "EndpointSlice" => (
+            Command::DeleteEndpoints {
+                kind: kind.into(),
+                namespace: namespace.into(),
+                name: name.into(),
+            },
+            if kind == "Endpoints" {
+                format!("endpoints/{name}")
+            } else {
+                format!("endpointslice.discovery.k8s.io/{name}")
+            },
+        ),
+        other => return error(format!("cannot delete kind {other:?} here")),
     };
     match c.write(cmd).await {
         Ok(Response::Refused(why)) => error(why),

@@ -13,7 +13,7 @@
 //! pods come and go.
 
 use super::nft::model::{Proto, ServicePort as ProxyPort};
-use crate::api::manifest::IntOrString;
+use crate::api::manifest::{EndpointPort, IntOrString, Manual};
 use crate::state::service::{EndpointsObject, ServiceObject};
 use crate::state::PodObject;
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,10 +47,10 @@ pub struct Resolved {
 
 /// Every Service's backends.
 pub fn resolve(services: &[ServiceObject], manual: &[EndpointsObject], pods: &[PodObject], down: &BTreeSet<String>) -> Vec<Resolved> {
-    let manual: BTreeMap<(String, String), &EndpointsObject> = manual
-        .iter()
-        .map(|e| ((e.endpoints.metadata.namespace().to_string(), e.endpoints.metadata.name.clone()), e))
-        .collect();
+    let mut by_service: BTreeMap<(String, String), Vec<&EndpointsObject>> = BTreeMap::new();
+    for e in manual {
+        by_service.entry(e.manual.service()).or_default().push(e);
+    }
     services
         .iter()
         .map(|s| {
@@ -58,7 +58,12 @@ pub fn resolve(services: &[ServiceObject], manual: &[EndpointsObject], pods: &[P
             let mut backends = if spec.service_type() == "ExternalName" {
                 Vec::new()
             } else if spec.selector.is_empty() {
-                manual.get(&s.key()).map(|e| from_manual(s, e)).unwrap_or_default()
+                by_service
+                    .get(&s.key())
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|e| from_manual(s, &e.manual))
+                    .collect()
             } else {
                 from_pods(s, pods, down)
             };
@@ -111,34 +116,53 @@ fn target(sp: &crate::api::manifest::ServicePort, p: &PodObject) -> Option<u16> 
     }
 }
 
-fn from_manual(s: &ServiceObject, e: &EndpointsObject) -> Vec<Backend> {
+/// Per Service port, the port of `ports` it maps to: by name, or the only
+/// one when both sides have one.
+fn match_ports(spec: &crate::api::manifest::ServiceSpec, ports: &[EndpointPort]) -> Vec<Option<u16>> {
+    spec.ports
+        .iter()
+        .map(|sp| {
+            ports
+                .iter()
+                .find(|ep| {
+                    (ep.name == sp.name || ports.len() == 1 && spec.ports.len() == 1)
+                        && ep.protocol.as_deref().unwrap_or("TCP") == sp.protocol()
+                })
+                .and_then(|ep| u16::try_from(ep.port).ok())
+        })
+        .collect()
+}
+
+fn from_manual(s: &ServiceObject, m: &Manual) -> Vec<Backend> {
     let spec = &s.service.spec;
     let mut out = Vec::new();
-    for subset in &e.endpoints.subsets {
-        let ports: Vec<Option<u16>> = spec
-            .ports
-            .iter()
-            .map(|sp| {
-                subset
-                    .ports
-                    .iter()
-                    .find(|ep| {
-                        (ep.name == sp.name || subset.ports.len() == 1 && spec.ports.len() == 1)
-                            && ep.protocol.as_deref().unwrap_or("TCP") == sp.protocol()
-                    })
-                    .and_then(|ep| u16::try_from(ep.port).ok())
-            })
-            .collect();
-        for (ready, addrs) in [(true, &subset.addresses), (false, &subset.not_ready_addresses)] {
-            for a in addrs {
-                if let Ok(ip) = a.ip.parse() {
-                    out.push(Backend {
-                        ip,
-                        ready,
-                        ports: ports.clone(),
-                        pod: None,
-                        node: a.node_name.clone(),
-                    });
+    let mut push = |ip: &str, ready: bool, ports: &Vec<Option<u16>>, node: &Option<String>| {
+        if let Ok(ip) = ip.parse() {
+            out.push(Backend {
+                ip,
+                ready,
+                ports: ports.clone(),
+                pod: None,
+                node: node.clone(),
+            });
+        }
+    };
+    match m {
+        Manual::Endpoints(e) => {
+            for subset in &e.subsets {
+                let ports = match_ports(spec, &subset.ports);
+                for (ready, addrs) in [(true, &subset.addresses), (false, &subset.not_ready_addresses)] {
+                    for a in addrs {
+                        push(&a.ip, ready, &ports, &a.node_name);
+                    }
+                }
+            }
+        }
+        Manual::EndpointSlice(e) => {
+            let ports = match_ports(spec, &e.ports);
+            for ep in &e.endpoints {
+                for a in &ep.addresses {
+                    push(a, ep.ready(), &ports, &ep.node_name);
                 }
             }
         }
@@ -163,6 +187,7 @@ pub fn proxy_ports(resolved: &[Resolved]) -> Vec<ProxyPort> {
                 port_name: sp.name.clone().unwrap_or_else(|| port.to_string()),
                 proto: if proto == "UDP" { Proto::Udp } else { Proto::Tcp },
                 cluster_ip: Some(vip),
+                external_ips: spec.external_ips.iter().filter_map(|i| i.parse().ok()).collect(),
                 port,
                 node_port: sp.node_port.and_then(|n| u16::try_from(n).ok()),
                 affinity_secs: spec.affinity_secs(),
@@ -273,7 +298,7 @@ mod tests {
         let r = resolve(
             &[s],
             &[EndpointsObject {
-                endpoints: e,
+                manual: Manual::Endpoints(e),
                 created_ms: 0,
             }],
             &[],

@@ -140,7 +140,7 @@ pub fn apply_command(tx: &Transaction<'_>, cmd: &Command) -> rusqlite::Result<Re
         Command::PutService { service, uid, now_ms } => super::service::put(tx, (**service).clone(), uid, *now_ms)?,
         Command::DeleteService { namespace, name } => super::service::delete(tx, namespace, name)?,
         Command::PutEndpoints { endpoints, now_ms } => super::service::put_endpoints(tx, (**endpoints).clone(), *now_ms)?,
-        Command::DeleteEndpoints { namespace, name } => super::service::delete_endpoints(tx, namespace, name)?,
+        Command::DeleteEndpoints { kind, namespace, name } => super::service::delete_endpoints(tx, kind, namespace, name)?,
     })
 }
 

@@ -413,15 +413,17 @@ pub enum Command {
         /// Name.
         name: String,
     },
-    /// Create or update hand-written Endpoints.
+    /// Create or update hand-written Endpoints or an EndpointSlice.
     PutEndpoints {
         /// The manifest.
-        endpoints: Box<crate::api::manifest::Endpoints>,
+        endpoints: Box<service::Manual>,
         /// Proposer's clock.
         now_ms: u64,
     },
-    /// Delete hand-written Endpoints.
+    /// Delete hand-written Endpoints or an EndpointSlice.
     DeleteEndpoints {
+        /// `Endpoints` or `EndpointSlice`.
+        kind: String,
         /// Namespace.
         namespace: String,
         /// Name.

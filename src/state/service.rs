@@ -12,7 +12,8 @@
 
 use super::network::{nth, ClusterNetwork};
 use super::read::{decode, network_in};
-use crate::api::manifest::{Endpoints, Service};
+pub use crate::api::manifest::Manual;
+use crate::api::manifest::Service;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -46,12 +47,12 @@ impl ServiceObject {
     }
 }
 
-/// Hand-written Endpoints as stored.
+/// Hand-written endpoints as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointsObject {
     /// The object.
-    pub endpoints: Endpoints,
+    pub manual: Manual,
     /// Unix ms it was created.
     pub created_ms: u64,
 }
@@ -192,40 +193,40 @@ pub fn delete(tx: &Transaction<'_>, ns: &str, name: &str) -> rusqlite::Result<su
     )
 }
 
-/// Applies hand-written Endpoints.
-pub fn put_endpoints(tx: &Transaction<'_>, e: Endpoints, now_ms: u64) -> rusqlite::Result<super::Response> {
-    let ns = e.metadata.namespace().to_string();
-    let name = e.metadata.name.clone();
+/// Applies hand-written Endpoints or an EndpointSlice.
+pub fn put_endpoints(tx: &Transaction<'_>, e: Manual, now_ms: u64) -> rusqlite::Result<super::Response> {
+    let kind = e.kind();
+    let ns = e.metadata().namespace().to_string();
+    let name = e.metadata().name.clone();
     let old: Option<EndpointsObject> = tx
         .query_row(
-            "SELECT json FROM sm_endpoints WHERE namespace = ?1 AND name = ?2",
-            params![ns, name],
+            "SELECT json FROM sm_endpoints WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+            params![kind, ns, name],
             |r| r.get::<_, String>(0),
         )
         .optional()?
         .map(|j| decode(&j))
         .transpose()?;
     let (created_ms, action) = match &old {
-        Some(o) if o.endpoints == e => return Ok(super::Response::Done("unchanged".into())),
+        Some(o) if o.manual == e => return Ok(super::Response::Done("unchanged".into())),
         Some(o) => (o.created_ms, "configured"),
         None => (now_ms, "created"),
     };
-    let obj = EndpointsObject { endpoints: e, created_ms };
+    let obj = EndpointsObject { manual: e, created_ms };
     tx.execute(
-        "INSERT OR REPLACE INTO sm_endpoints VALUES (?1, ?2, ?3)",
-        params![ns, name, serde_json::to_string(&obj).expect("plain struct")],
+        "INSERT OR REPLACE INTO sm_endpoints VALUES (?1, ?2, ?3, ?4)",
+        params![kind, ns, name, serde_json::to_string(&obj).expect("plain struct")],
     )?;
     Ok(super::Response::Done(action.into()))
 }
 
-/// Deletes hand-written Endpoints.
-pub fn delete_endpoints(tx: &Transaction<'_>, ns: &str, name: &str) -> rusqlite::Result<super::Response> {
-    Ok(
-        match tx.execute("DELETE FROM sm_endpoints WHERE namespace = ?1 AND name = ?2", params![ns, name])? {
-            0 => super::Response::Refused(format!("endpoints {name:?} not found in namespace {ns:?}")),
-            _ => super::Response::Done("deleted".into()),
-        },
-    )
+/// Deletes hand-written Endpoints (`kind` `Endpoints`) or an EndpointSlice.
+pub fn delete_endpoints(tx: &Transaction<'_>, kind: &str, ns: &str, name: &str) -> rusqlite::Result<super::Response> {
+    let sql = "DELETE FROM sm_endpoints WHERE kind = ?1 AND namespace = ?2 AND name = ?3";
+    Ok(match tx.execute(sql, params![kind, ns, name])? {
+        0 => super::Response::Refused(format!("{} {name:?} not found in namespace {ns:?}", kind.to_lowercase())),
+        _ => super::Response::Done("deleted".into()),
+    })
 }
 
 fn get(tx: &Transaction<'_>, ns: &str, name: &str) -> rusqlite::Result<Option<ServiceObject>> {

@@ -69,6 +69,10 @@ pub struct ServiceSpec {
     /// Ignored; for `LoadBalancer`, which Shoal serves as node ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocate_load_balancer_node_ports: Option<bool>,
+    /// Addresses, routed to some node by the network, on which every node
+    /// also serves the Service's ports.
+    #[serde(rename = "externalIPs", default, skip_serializing_if = "Vec::is_empty")]
+    pub external_ips: Vec<String>,
 }
 
 /// One port of a Service.
@@ -227,4 +231,112 @@ pub struct EndpointPort {
     /// Carried, not used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_protocol: Option<String>,
+}
+
+/// Endpoints given by hand in the newer form (discovery.k8s.io/v1), tied
+/// to a Service by the `kubernetes.io/service-name` label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EndpointSlice {
+    /// Always `discovery.k8s.io/v1`.
+    pub api_version: String,
+    /// Always `EndpointSlice`.
+    pub kind: String,
+    /// Name, namespace and the `kubernetes.io/service-name` label.
+    pub metadata: ObjectMeta,
+    /// `IPv4` here.
+    pub address_type: String,
+    /// The endpoints.
+    #[serde(default)]
+    pub endpoints: Vec<SliceEndpoint>,
+    /// The ports every endpoint serves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<EndpointPort>,
+}
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// One endpoint of a slice.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SliceEndpoint {
+    /// Its addresses (one, for IPv4).
+    pub addresses: Vec<String>,
+    /// Ready, serving, terminating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<SliceConditions>,
+    /// Hostname, for headless DNS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The node it runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// The pod behind it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<ObjectReference>,
+    /// Its zone; carried, not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+}
+
+/// The conditions of a slice's endpoint; absent means ready.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SliceConditions {
+    /// Balanced over; absent means true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    /// Serving; carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<bool>,
+    /// Terminating; a terminating endpoint is not balanced over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminating: Option<bool>,
+}
+
+impl SliceEndpoint {
+    /// Whether it is balanced over.
+    pub fn ready(&self) -> bool {
+        let c = self.conditions.clone().unwrap_or_default();
+        c.ready.unwrap_or(true) && !c.terminating.unwrap_or(false)
+    }
+}
+
+/// Endpoints written by hand, in either of Kubernetes' two forms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Manual {
+    /// v1 Endpoints, named as their Service.
+    Endpoints(Endpoints),
+    /// discovery.k8s.io/v1 EndpointSlice, labelled with their Service's name.
+    EndpointSlice(EndpointSlice),
+}
+
+impl Manual {
+    /// `Endpoints` or `EndpointSlice`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Manual::Endpoints(_) => "Endpoints",
+            Manual::EndpointSlice(_) => "EndpointSlice",
+        }
+    }
+
+    /// Its metadata.
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Manual::Endpoints(e) => &e.metadata,
+            Manual::EndpointSlice(s) => &s.metadata,
+        }
+    }
+
+    /// `(namespace, name)` of the Service it belongs to.
+    pub fn service(&self) -> (String, String) {
+        let m = self.metadata();
+        let name = match self {
+            Manual::Endpoints(_) => m.name.clone(),
+            Manual::EndpointSlice(_) => m.labels.get(SERVICE_NAME_LABEL).cloned().unwrap_or_default(),
+        };
+        (m.namespace().to_string(), name)
+    }
 }

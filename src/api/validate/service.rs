@@ -4,7 +4,7 @@
 //! service CIDR) happen when the write is applied (`state::service`).
 
 use super::{dns_label, label_key, label_value};
-use crate::api::manifest::{Endpoints, IntOrString, ObjectMeta, Service};
+use crate::api::manifest::{EndpointPort, EndpointSlice, Endpoints, IntOrString, ObjectMeta, Service};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
@@ -50,6 +50,11 @@ pub fn validate_service(s: &Service) -> Vec<String> {
             if ip.parse::<Ipv4Addr>().is_err() {
                 bad("spec.clusterIP", format!("{ip:?} must be a valid IPv4 address, \"None\" or empty"));
             }
+        }
+    }
+    for (i, ip) in spec.external_ips.iter().enumerate() {
+        if ip.parse::<Ipv4Addr>().is_err() {
+            bad(&format!("spec.externalIPs[{i}]"), format!("{ip:?} must be a valid IPv4 address"));
         }
     }
     if spec.headless() && spec.has_node_ports() {
@@ -179,36 +184,74 @@ pub fn validate_endpoints(e: &Endpoints) -> Vec<String> {
     for (i, s) in e.subsets.iter().enumerate() {
         for (list, addrs) in [("addresses", &s.addresses), ("notReadyAddresses", &s.not_ready_addresses)] {
             for (j, a) in addrs.iter().enumerate() {
-                match a.ip.parse::<Ipv4Addr>() {
-                    Err(_) => bad(
-                        &format!("subsets[{i}].{list}[{j}].ip"),
-                        format!("{:?} must be a valid IPv4 address", a.ip),
-                    ),
-                    Ok(ip) if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || ip.is_link_local() => bad(
-                        &format!("subsets[{i}].{list}[{j}].ip"),
-                        format!("{ip} may not be a loopback, link-local, multicast or unspecified address"),
-                    ),
-                    Ok(_) => {}
-                }
+                endpoint_ip(&format!("subsets[{i}].{list}[{j}].ip"), &a.ip, &mut bad);
             }
         }
         for (j, p) in s.ports.iter().enumerate() {
-            if !(1..=65_535).contains(&p.port) {
-                bad(
-                    &format!("subsets[{i}].ports[{j}].port"),
-                    "must be between 1 and 65535, inclusive".into(),
-                );
-            }
-            let proto = p.protocol.as_deref().unwrap_or("TCP");
-            if !matches!(proto, "TCP" | "UDP") {
-                bad(
-                    &format!("subsets[{i}].ports[{j}].protocol"),
-                    format!("Unsupported value: {proto:?}: supported values: \"TCP\", \"UDP\""),
-                );
-            }
+            endpoint_port(&format!("subsets[{i}].ports[{j}]"), p, &mut bad);
         }
     }
     problems
+}
+
+/// Every problem found in an EndpointSlice.
+pub fn validate_endpoint_slice(e: &EndpointSlice) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut bad = |field: &str, why: String| problems.push(format!("{field}: {why}"));
+    if e.api_version != "discovery.k8s.io/v1" {
+        bad(
+            "apiVersion",
+            format!("{:?} is not supported for EndpointSlice (use discovery.k8s.io/v1)", e.api_version),
+        );
+    }
+    if let Err(why) = super::dns_subdomain(&e.metadata.name) {
+        bad("metadata.name", why);
+    }
+    if e.address_type != "IPv4" {
+        bad(
+            "addressType",
+            format!(
+                "Unsupported value: {:?}: this cluster is single-stack IPv4 (use \"IPv4\")",
+                e.address_type
+            ),
+        );
+    }
+    for (i, ep) in e.endpoints.iter().enumerate() {
+        if ep.addresses.len() != 1 {
+            bad(&format!("endpoints[{i}].addresses"), "must contain exactly 1 address".into());
+        }
+        for (j, a) in ep.addresses.iter().enumerate() {
+            endpoint_ip(&format!("endpoints[{i}].addresses[{j}]"), a, &mut bad);
+        }
+    }
+    for (j, p) in e.ports.iter().enumerate() {
+        endpoint_port(&format!("ports[{j}]"), p, &mut bad);
+    }
+    problems
+}
+
+fn endpoint_ip(field: &str, ip: &str, bad: &mut impl FnMut(&str, String)) {
+    match ip.parse::<Ipv4Addr>() {
+        Err(_) => bad(field, format!("{ip:?} must be a valid IPv4 address")),
+        Ok(ip) if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || ip.is_link_local() => bad(
+            field,
+            format!("{ip} may not be a loopback, link-local, multicast or unspecified address"),
+        ),
+        Ok(_) => {}
+    }
+}
+
+fn endpoint_port(field: &str, p: &EndpointPort, bad: &mut impl FnMut(&str, String)) {
+    if !(1..=65_535).contains(&p.port) {
+        bad(&format!("{field}.port"), "must be between 1 and 65535, inclusive".into());
+    }
+    let proto = p.protocol.as_deref().unwrap_or("TCP");
+    if !matches!(proto, "TCP" | "UDP") {
+        bad(
+            &format!("{field}.protocol"),
+            format!("Unsupported value: {proto:?}: supported values: \"TCP\", \"UDP\""),
+        );
+    }
 }
 
 fn meta(m: &ObjectMeta, bad: &mut impl FnMut(&str, String)) {

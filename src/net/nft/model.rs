@@ -50,6 +50,8 @@ pub struct ServicePort {
     pub proto: Proto,
     /// The virtual IP (`None` for headless Services, which get no rules).
     pub cluster_ip: Option<Ipv4Addr>,
+    /// `externalIPs`: more addresses served like node ports.
+    pub external_ips: Vec<Ipv4Addr>,
     /// The Service port.
     pub port: u16,
     /// The node port, for NodePort Services.
@@ -300,8 +302,22 @@ fn add_service_port(m: &mut Model, cluster: Ipv4Net, sp: &ServicePort) {
     let mut eps = sp.endpoints.clone();
     eps.sort();
     eps.dedup();
+    let external_keys: Vec<Key> = sp
+        .external_ips
+        .iter()
+        .filter(|ip| **ip != vip)
+        .map(|ip| Key {
+            ip: Some(*ip),
+            proto: sp.proto,
+            port: sp.port,
+        })
+        .collect();
     if eps.is_empty() {
-        m.maps.entry(MapName::NoEndpointServices).or_default().insert(key, REJECT.into());
+        let no_eps = m.maps.entry(MapName::NoEndpointServices).or_default();
+        no_eps.insert(key, REJECT.into());
+        for k in &external_keys {
+            no_eps.insert(*k, REJECT.into());
+        }
         if let Some(k) = node_key {
             m.maps.entry(MapName::NoEndpointNodePorts).or_default().insert(k, REJECT.into());
         }
@@ -341,7 +357,7 @@ fn add_service_port(m: &mut Model, cluster: Ipv4Net, sp: &ServicePort) {
         },
     );
     m.maps.entry(MapName::ServiceIps).or_default().insert(key, svc_chain.clone());
-    if let Some(k) = node_key {
+    if node_key.is_some() || !external_keys.is_empty() {
         let ext = format!("external-{id}");
         m.chains.insert(
             ext.clone(),
@@ -350,6 +366,12 @@ fn add_service_port(m: &mut Model, cluster: Ipv4Net, sp: &ServicePort) {
                 rules: vec![Rule::Jump(MARK.into()), Rule::Goto(svc_chain)],
             },
         );
-        m.maps.entry(MapName::ServiceNodePorts).or_default().insert(k, ext);
+        if let Some(k) = node_key {
+            m.maps.entry(MapName::ServiceNodePorts).or_default().insert(k, ext.clone());
+        }
+        let ips = m.maps.entry(MapName::ServiceIps).or_default();
+        for k in external_keys {
+            ips.insert(k, ext.clone());
+        }
     }
 }

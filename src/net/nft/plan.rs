@@ -217,6 +217,11 @@ mod tests {
                     port_name: "p".into(),
                     proto: if udp { Proto::Udp } else { Proto::Tcp },
                     cluster_ip: (i != 5).then(|| std::net::Ipv4Addr::new(10, 43, 0, 20 + i)),
+                    external_ips: if np == 2 {
+                        vec![std::net::Ipv4Addr::new(192, 0, 2, i)]
+                    } else {
+                        vec![]
+                    },
                     port: 80,
                     node_port: (np > 0).then_some(30000 + i as u16 * 2 + udp as u16),
                     affinity_secs: aff.then_some(10_800 + np as u32),
@@ -260,6 +265,7 @@ mod tests {
             port_name: "http".into(),
             proto: Proto::Tcp,
             cluster_ip: Some(std::net::Ipv4Addr::new(10, 43, 1, i)),
+            external_ips: vec![],
             port: 80,
             node_port: None,
             affinity_secs: None,
