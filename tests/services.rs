@@ -173,8 +173,15 @@ fn a_service_balances_over_ready_pods_from_pods_nodes_and_outside_and_forgets_th
         sick.name
     );
 
-    // A deleted replica gets neither TCP nor UDP afterwards.
+    // A deleted replica gets neither TCP nor UDP afterwards, not even a
+    // UDP client that keeps its source port (its conntrack entry goes).
     let gone = pods[2].clone();
+    let sport = (40_000..40_200)
+        .find(|p| {
+            net.exec(4, "client", &format!("udpecho -s {p} {vip} 90 x"))
+                .is_ok_and(|o| o.starts_with(&format!("{} ", gone.name)))
+        })
+        .expect("some source port maps to the replica about to go");
     net.ok(1, &["delete", "pod", &gone.name, "--server", &net.addr(1)]);
     net.wait_for(30, "the deleted pod leaves the endpoints", || {
         let live = workload::pods(&net, 1, "echo")?;
@@ -188,6 +195,10 @@ fn a_service_balances_over_ready_pods_from_pods_nodes_and_outside_and_forgets_th
         gone.name
     );
     assert!(tcp.len() >= 15 && udp.len() >= 15, "too few answers: {tcp:?} {udp:?}");
+    let same_port = net.wait_for(10, "the same source port answered by a live replica", || {
+        net.exec(4, "client", &format!("udpecho -s {sport} {vip} 90 x")).ok()
+    });
+    assert!(!same_port.starts_with(&gone.name), "{same_port}");
 
     // A Service without a selector balances over hand-written Endpoints.
     let target = &pods[0];

@@ -1,7 +1,8 @@
 /* The one UDP tool the test images need (Debian's busybox nc has no -u).
  *   udpecho -l PORT          answer every datagram with "<hostname> <payload>"
- *   udpecho HOST PORT [MSG]  send MSG (default "ping"), print the answer;
- *                            exit 1 if none comes within 2 s
+ *   udpecho [-s SPORT] HOST PORT [MSG]
+ *                            send MSG (default "ping") from port SPORT (default:
+ *                            any), print the answer; exit 1 if none comes in 2 s
  * Built static by images/build.sh into localhost/netcheck. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -34,7 +35,15 @@ int main(int argc, char **argv) {
             fflush(stdout);
         }
     }
-    if (argc < 3) { fprintf(stderr, "usage: udpecho -l PORT | udpecho HOST PORT [MSG]\n"); return 2; }
+    if (argc > 3 && strcmp(argv[1], "-s") == 0) {
+        struct sockaddr_in me = {0};
+        me.sin_family = AF_INET;
+        me.sin_port = htons(atoi(argv[2]));
+        if (bind(fd, (struct sockaddr *)&me, sizeof me) < 0) { perror("bind"); return 2; }
+        argv += 2;
+        argc -= 2;
+    }
+    if (argc < 3) { fprintf(stderr, "usage: udpecho -l PORT | udpecho [-s SPORT] HOST PORT [MSG]\n"); return 2; }
     if (inet_aton(argv[1], &a.sin_addr) == 0) { fprintf(stderr, "bad address %s\n", argv[1]); return 2; }
     a.sin_port = htons(atoi(argv[2]));
     const char *msg = argc > 3 ? argv[3] : "ping";

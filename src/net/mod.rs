@@ -14,6 +14,7 @@
 //! starts with `shoal` and derives from the data dir, so two nodes on one
 //! machine do not collide and leftovers can be found.
 
+pub mod conntrack;
 pub mod endpoints;
 pub mod ipam;
 mod link;

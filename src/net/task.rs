@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 const RETRY: Duration = Duration::from_secs(2);
 /// How often gossip is asked which nodes are Down (their pods stop being
@@ -42,6 +42,9 @@ struct Synced {
     peers: Option<Vec<(String, std::net::SocketAddr, Option<ipnet::Ipv4Net>)>>,
     tunnels: Vec<super::Tunnel>,
     table: Table<Nft>,
+    /// The Service ports the table balances, for stale UDP entries; `None`
+    /// until the first sync (an agent restart flushes nothing).
+    ports: Option<Vec<super::nft::model::ServicePort>>,
 }
 
 /// Runs until shutdown.
@@ -62,6 +65,7 @@ pub async fn run(deps: NetDeps) {
         peers: None,
         tunnels: Vec::new(),
         table: Table::new(net.bridge(), Nft),
+        ports: None,
     };
     loop {
         let failed = !pass(&net, &replica, &node_name, node_ip, &down, &mut synced).await;
@@ -132,10 +136,20 @@ async fn pass(net: &PodNetwork, replica: &Replica, me: &str, node_ip: Ipv4Addr, 
         &replica.pods().unwrap_or_default(),
         down,
     );
-    let want = super::nft::model::desired(plan.cluster_cidr, &super::endpoints::proxy_ports(&resolved));
-    if let Err(e) = s.table.sync(want).await {
+    let ports = super::endpoints::proxy_ports(&resolved);
+    if let Err(e) = s.table.sync(super::nft::model::desired(plan.cluster_cidr, &ports)).await {
         warn!(error = %e, "nftables table not in place; retrying");
-        ok = false;
+        return false;
+    }
+    // The rules send new flows to live endpoints; now forget the old ones.
+    let stale = s.ports.as_ref().map(|old| super::conntrack::stale(old, &ports)).unwrap_or_default();
+    s.ports = Some(ports);
+    if !stale.is_empty() {
+        match tokio::task::spawn_blocking(move || super::conntrack::flush(&stale)).await {
+            Ok(Ok(n)) => debug!(entries = n, "stale UDP conntrack entries removed"),
+            Ok(Err(e)) => warn!(error = %e, "removing stale UDP conntrack entries failed"),
+            Err(e) => warn!(error = %e, "conntrack task failed"),
+        }
     }
     ok
 }
