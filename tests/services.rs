@@ -66,6 +66,11 @@ fn service(net: &Net) -> serde_json::Value {
 
 /// The ready endpoint addresses of `echo`, as host `i` sees them.
 fn endpoints(net: &Net, i: usize) -> BTreeSet<String> {
+    endpoint_nodes(net, i).into_iter().map(|(ip, _)| ip).collect()
+}
+
+/// The ready endpoints of `echo` with their nodes, as host `i` sees them.
+fn endpoint_nodes(net: &Net, i: usize) -> BTreeSet<(String, String)> {
     let out = net.ok(i, &["get", "ep", "echo", "-o", "json", "--server", &net.addr(i)]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     v["subsets"]
@@ -73,7 +78,10 @@ fn endpoints(net: &Net, i: usize) -> BTreeSet<String> {
         .into_iter()
         .flatten()
         .flat_map(|s| s["addresses"].as_array().cloned().unwrap_or_default())
-        .map(|a| a["ip"].as_str().unwrap_or_default().to_string())
+        .map(|a| {
+            let field = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+            (field("ip"), field("nodeName"))
+        })
         .collect()
 }
 
@@ -88,7 +96,7 @@ fn answers(net: &Net, i: usize, pod: &str, script: &str, n: usize) -> Vec<String
 
 #[test]
 fn a_service_balances_over_ready_pods_from_pods_nodes_and_outside_and_forgets_the_gone() {
-    let net = Net::routed(3, 1);
+    let mut net = Net::routed_with_spare(3, 1, 1);
     for i in 1..=4 {
         net.import(i, "netcheck.tar");
     }
@@ -249,4 +257,36 @@ fn a_service_balances_over_ready_pods_from_pods_nodes_and_outside_and_forgets_th
     }
     let ep = net.ok(1, &["get", "ep", "my-service", "--server", &net.addr(1)]);
     assert!(ep.contains("10.1.2.3:9376,10.4.5.6:9376"), "{ep}");
+
+    // A node killed -9: its pods leave every node's endpoints within
+    // failure detection, and its subnet stays its own while it is Down (a
+    // node joining meanwhile gets another).
+    let before = endpoint_nodes(&net, 1);
+    let victim = ["h2", "h3"]
+        .into_iter()
+        .find(|h| before.iter().any(|(_, n)| n == h))
+        .expect("a replica on h2 or h3");
+    let v = victim.trim_start_matches('h').parse::<usize>().unwrap();
+    let victim_ips: BTreeSet<String> = before.iter().filter(|(_, n)| n == victim).map(|(ip, _)| ip.clone()).collect();
+    let t0 = std::time::Instant::now();
+    net.kill9(v);
+    net.kill_containers(v);
+    for i in [1, 4] {
+        net.wait_for(15, &format!("h{i} drops {victim}'s endpoints"), || {
+            endpoints(&net, i).is_disjoint(&victim_ips).then_some(())
+        });
+    }
+    println!(
+        "{victim}'s endpoints left every Service {:.2} s after its kill -9",
+        t0.elapsed().as_secs_f64()
+    );
+    let token = net.token.clone();
+    net.join(5, 1, &token);
+    net.start_agent(5);
+    let cidrs = net.wait_for(30, "h5 has a subnet", || {
+        let c = net.pod_cidrs(1);
+        c.iter().any(|(n, s)| n == "h5" && !s.is_empty()).then_some(c)
+    });
+    let of = |name: &str| cidrs.iter().find(|(n, _)| n == name).map(|(_, s)| s.clone()).unwrap_or_default();
+    assert!(!of(victim).is_empty() && of(victim) != of("h5"), "{cidrs:?}");
 }

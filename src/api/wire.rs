@@ -255,6 +255,9 @@ pub struct NodeRow {
     pub joined_ms: u64,
     /// Pods bound to it.
     pub pods: usize,
+    /// Its pod subnet (Kubernetes' `spec.podCIDR`).
+    #[serde(default, rename = "podCIDR")]
+    pub pod_cidr: Option<ipnet::Ipv4Net>,
 }
 
 /// What happened to one applied object.

@@ -237,6 +237,7 @@ async fn nodes(deps: &ClusterDeps) -> Reply {
                 version: m.map(|m| m.version.clone()).unwrap_or_default(),
                 joined_ms: m.map(|m| m.joined_ms).unwrap_or(0),
                 pods: 0,
+                pod_cidr: None,
             }
         })
         .collect();
@@ -270,6 +271,7 @@ async fn nodes(deps: &ClusterDeps) -> Reply {
                 memory_bytes: n.memory_bytes,
                 version: n.version,
                 joined_ms: n.joined_ms,
+                pod_cidr: n.pod_cidr,
                 name: n.name,
             }
         })

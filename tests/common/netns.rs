@@ -93,9 +93,7 @@ impl Net {
         ]);
         ip(&["-n", &core, "link", "set", "br0", "up"]);
         for i in 1..=n {
-            let (ns, port) = net.add_host(i, &format!("{NET}.{i}"), &format!("p{i}"));
-            ip(&["-n", &core, "link", "set", &port, "master", "br0"]);
-            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+            net.add_near_host(i);
         }
         net
     }
@@ -122,6 +120,14 @@ impl Net {
         ip(&["-n", &self.core, "link", "set", port, "up"]);
         ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
         (ns, port.to_string())
+    }
+
+    /// Host `i` at `NET.i` on the bridge; returns its namespace.
+    fn add_near_host(&mut self, i: usize) -> String {
+        let (ns, port) = self.add_host(i, &format!("{NET}.{i}"), &format!("p{i}"));
+        ip(&["-n", &self.core, "link", "set", &port, "master", "br0"]);
+        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        ns
     }
 
     pub fn host(&self, i: usize) -> &Host {
@@ -421,6 +427,12 @@ impl Net {
     /// back to node addresses only, so pods reach it through masquerade or
     /// not at all. All hosts form one cluster.
     pub fn routed(near: usize, far: usize) -> Net {
+        Net::routed_with_spare(near, far, 0)
+    }
+
+    /// As [`Net::routed`], with `spare` more hosts on the bridge after the
+    /// far ones, left out of the cluster for the test to join.
+    pub fn routed_with_spare(near: usize, far: usize, spare: usize) -> Net {
         let mut net = Net::new(near);
         let core = net.core.clone();
         ip(&["-n", &core, "addr", "add", &format!("{NET}.254/24"), "dev", "br0"]);
@@ -452,7 +464,16 @@ impl Net {
         ip(&["-n", &out, "route", "add", &format!("{NET}.0/24"), "via", &format!("{OUTSIDE}.254")]);
         ip(&["-n", &out, "route", "add", &format!("{FAR}.0/24"), "via", &format!("{OUTSIDE}.254")]);
         let n = net.hosts.len();
+        for i in n + 1..=n + spare {
+            let ns = net.add_near_host(i);
+            ip(&["-n", &ns, "route", "add", "default", "via", &format!("{NET}.254")]);
+        }
         Net::form(net, n)
+    }
+
+    /// Node name → its pod subnet, as host `viewer` sees the cluster.
+    pub fn pod_cidrs(&self, viewer: usize) -> Vec<(String, String)> {
+        self.node_field(viewer, "podCIDR")
     }
 
     /// The outside namespace of [`Net::routed`].
