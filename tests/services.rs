@@ -85,6 +85,29 @@ fn endpoint_nodes(net: &Net, i: usize) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// An `nft list ruleset`'s tables, chains, maps and sets, each whole, sorted.
+fn blocks(listing: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in listing.lines() {
+        let top = line.starts_with("table ") || line.starts_with('}');
+        let head = line.starts_with("\tchain ") || line.starts_with("\tmap ") || line.starts_with("\tset ");
+        if (top || head) && !cur.trim().is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        cur.push_str(line.trim_end());
+        cur.push('\n');
+    }
+    out.push(cur);
+    let mut out: Vec<String> = out
+        .into_iter()
+        .map(|b| b.trim_end().to_string())
+        .filter(|b| !b.is_empty())
+        .collect();
+    out.sort();
+    out
+}
+
 /// Asks `n` times from pod `pod` on host `i`; the names that answered.
 fn answers(net: &Net, i: usize, pod: &str, script: &str, n: usize) -> Vec<String> {
     (0..n)
@@ -289,4 +312,102 @@ fn a_service_balances_over_ready_pods_from_pods_nodes_and_outside_and_forgets_th
     });
     let of = |name: &str| cidrs.iter().find(|(n, _)| n == name).map(|(_, s)| s.clone()).unwrap_or_default();
     assert!(!of(victim).is_empty() && of(victim) != of("h5"), "{cidrs:?}");
+
+    // An agent restart changes no rule, route or link, and an established
+    // connection through a Service lives through it: a ticker on h4 (the
+    // node behind the router, where its traffic is DNATed) streams into a
+    // sink on h1 through the sink's Service while h4's agent restarts.
+    net.apply_ok(
+        1,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: sink, labels: {app: sink}}\nspec:\n  nodeSelector: {kubernetes.io/hostname: h1}\n  containers:\n  - name: c\n    image: localhost/netcheck\n    command: [sh, -c, 'sleep 3600 | nc -l -p 7000 > /tmp/in']\n---\napiVersion: v1\nkind: Service\nmetadata: {name: sink}\nspec:\n  selector: {app: sink}\n  ports: [{port: 7000}]\n",
+    );
+    let sink: serde_json::Value =
+        serde_json::from_str(&net.ok(1, &["get", "svc", "sink", "-o", "json", "--server", &net.addr(1)])).unwrap();
+    let sink_ip = sink["spec"]["clusterIP"].as_str().unwrap().to_string();
+    workload::wait_ready(&net, 1, "sink", 1, 60, |_| true);
+    net.apply_ok(
+        1,
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: ticker, labels: {{app: ticker}}}}\nspec:\n  nodeSelector: {{kubernetes.io/hostname: h4}}\n  containers:\n  - name: c\n    image: localhost/netcheck\n    command: [sh, -c, 'while true; do echo tick; sleep 0.2; done | nc {sink_ip} 7000']\n"),
+    );
+    let lines = |net: &Net| {
+        net.exec(1, "sink", "wc -l < /tmp/in")
+            .ok()
+            .and_then(|o| o.trim().parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    net.wait_for(60, "the ticker streams into the sink", || (lines(&net) > 5).then_some(()));
+    let snapshot = |ns: &str| {
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", ns])
+                .args(args)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        (run(&["nft", "list", "ruleset"]), run(&["ip", "route"]), run(&["ip", "-o", "link"]))
+    };
+    let ns4 = net.host(4).ns.clone();
+    let before = snapshot(&ns4);
+    net.kill9(4);
+    net.start_agent(4);
+    net.wait_for(30, "h4's agent answers", || {
+        net.run(4, &["get", "nodes", "--server", &net.addr(4)])
+            .status
+            .success()
+            .then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let after = snapshot(&ns4);
+    // The listing shows chains in the order they were made; the first sync
+    // after a start writes them all at once, in name order.
+    assert_eq!(blocks(&before.0), blocks(&after.0), "the ruleset changed over a restart");
+    assert_eq!(before.1, after.1, "the routes changed over a restart");
+    let links = |s: &str| {
+        s.lines()
+            .filter(|l| l.contains("shoal"))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(links(&before.2), links(&after.2));
+    let n0 = lines(&net);
+    net.wait_for(10, "the stream goes on after the restart", || (lines(&net) > n0 + 5).then_some(()));
+    let restarts = |name: &str| {
+        let pods = net.pods(1, false).unwrap();
+        let p = pods.iter().find(|p| p["pod"]["metadata"]["name"] == name).cloned().unwrap();
+        p["status"]["containerStatuses"][0]["restartCount"].as_u64().unwrap_or(99)
+    };
+    assert_eq!((restarts("ticker"), restarts("sink")), (0, 0), "the connection broke");
+
+    // Deleting a node removes every link, route and rule it made, there
+    // and on its peers.
+    let h5_subnet = of("h5");
+    let ns5 = net.host(5).ns.clone();
+    net.wait_for(20, "h5 has its bridge, tunnel and table", || {
+        let (rules, _, links) = snapshot(&ns5);
+        let ours = links
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1).is_some_and(|n| n.starts_with("shoal")))
+            .count();
+        (rules.contains("masquerade") && ours >= 2).then_some(())
+    });
+    net.ok(1, &["delete", "node", "h5", "--server", &net.addr(1)]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (rules, routes, links) = snapshot(&ns5);
+        let ours = links
+            .lines()
+            .any(|l| l.split_whitespace().nth(1).is_some_and(|n| n.starts_with("shoal")));
+        if rules.trim().is_empty() && !routes.contains("proto 83") && !ours {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "h5's pod network is still there 30 s after its deletion:\n{rules}\n{routes}\n{links}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    net.wait_for(10, "h1 forgets its route to h5's pods", || {
+        (!snapshot(&net.host(1).ns).1.contains(&h5_subnet)).then_some(())
+    });
 }

@@ -114,6 +114,18 @@ impl PodNetwork {
         Ok(())
     }
 
+    /// Removes everything the node added to the host's network: Shoal's
+    /// routes, the VXLAN device and the bridge (the pods' veths go with
+    /// their pods). For a node deleted from the cluster.
+    pub async fn remove_all(&self) -> Result<(), NetError> {
+        *self.ready.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.links.sync_routes(&[]).await?;
+        let names = self.links.names().clone();
+        self.links.delete(&names.vxlan).await?;
+        self.links.delete(&names.bridge).await?;
+        Ok(())
+    }
+
     /// Routes to the peers' pod subnets: direct to peers on this node's
     /// links, through the VXLAN device to the others. Returns the plan.
     pub async fn sync_peers(&self, me: &str, nodes: &[crate::state::NodeObject]) -> Result<Plan, NetError> {

@@ -45,6 +45,8 @@ struct Synced {
     /// The Service ports the table balances, for stale UDP entries; `None`
     /// until the first sync (an agent restart flushes nothing).
     ports: Option<Vec<super::nft::model::ServicePort>>,
+    /// This node was in the replica's node table during this run.
+    member: bool,
 }
 
 /// Runs until shutdown.
@@ -66,6 +68,7 @@ pub async fn run(deps: NetDeps) {
         tunnels: Vec::new(),
         table: Table::new(net.bridge(), Nft),
         ports: None,
+        member: false,
     };
     loop {
         let failed = !pass(&net, &replica, &node_name, node_ip, &down, &mut synced).await;
@@ -98,6 +101,11 @@ pub async fn run(deps: NetDeps) {
 /// One pass over everything; false if some part must be retried.
 async fn pass(net: &PodNetwork, replica: &Replica, me: &str, node_ip: Ipv4Addr, down: &BTreeSet<String>, s: &mut Synced) -> bool {
     let nodes = replica.nodes().unwrap_or_default();
+    let present = nodes.iter().any(|n| n.name == me);
+    if s.member && !present {
+        return remove_all(net, s).await;
+    }
+    s.member |= present;
     let Some(subnet) = nodes.iter().find(|n| n.name == me).and_then(|n| n.pod_cidr) else {
         return true; // no subnet yet: nothing to do until the replica changes
     };
@@ -152,4 +160,25 @@ async fn pass(net: &PodNetwork, replica: &Replica, me: &str, node_ip: Ipv4Addr, 
         }
     }
     ok
+}
+
+/// The node was deleted from the cluster: its table, routes, tunnel and
+/// bridge go (its pods are stopped by the node's driver, which sees them
+/// gone from the replica).
+async fn remove_all(net: &PodNetwork, s: &mut Synced) -> bool {
+    let table = s.table.remove().await;
+    let links = net.remove_all().await;
+    match (table, links) {
+        (Ok(()), Ok(())) => {
+            info!("node deleted from the cluster: its pod network is removed");
+            s.member = false;
+            s.peers = None;
+            s.ports = None;
+            true
+        }
+        (t, l) => {
+            warn!(table = ?t.err(), links = ?l.err(), "removing the deleted node's pod network failed; retrying");
+            false
+        }
+    }
 }
