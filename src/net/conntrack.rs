@@ -34,13 +34,13 @@ pub fn stale(old: &[ServicePort], new: &[ServicePort]) -> Vec<Flush> {
     let mut out = BTreeSet::new();
     for o in old.iter().filter(|p| p.proto == Proto::Udp) {
         let n = new.get(&key(o));
-        let now: BTreeSet<Ipv4Addr> = n.map(|n| n.endpoints.iter().map(|e| e.0).collect()).unwrap_or_default();
+        let now: BTreeSet<(Ipv4Addr, u16)> = n.map(|n| n.endpoints.iter().copied().collect()).unwrap_or_default();
         let targets = |p: &ServicePort| {
             let mut t: Vec<(Option<Ipv4Addr>, u16)> = p.cluster_ip.iter().chain(&p.external_ips).map(|ip| (Some(*ip), p.port)).collect();
             t.extend(p.node_port.map(|np| (None, np)));
             t
         };
-        for (ip, _) in o.endpoints.iter().filter(|e| !now.contains(&e.0)) {
+        for (ip, _) in o.endpoints.iter().filter(|e| !now.contains(e)) {
             for (dst, port) in targets(o) {
                 out.insert(Flush {
                     orig_dst: dst,

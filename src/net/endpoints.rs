@@ -55,7 +55,7 @@ pub fn resolve(services: &[ServiceObject], manual: &[EndpointsObject], pods: &[P
         .iter()
         .map(|s| {
             let spec = &s.service.spec;
-            let mut backends = if spec.service_type() == "ExternalName" {
+            let backends = if spec.service_type() == "ExternalName" {
                 Vec::new()
             } else if spec.selector.is_empty() {
                 by_service
@@ -67,8 +67,7 @@ pub fn resolve(services: &[ServiceObject], manual: &[EndpointsObject], pods: &[P
             } else {
                 from_pods(s, pods, down)
             };
-            backends.sort();
-            backends.dedup_by(|a, b| a.ip == b.ip);
+            let backends = merge(backends);
             Resolved {
                 service: s.clone(),
                 backends,
@@ -83,6 +82,13 @@ fn from_pods(s: &ServiceObject, pods: &[PodObject], down: &BTreeSet<String>) -> 
     let publish = spec.publish_not_ready_addresses == Some(true);
     pods.iter()
         .filter(|p| p.pod.metadata.namespace() == ns && p.deleting_ms.is_none() && !p.status.terminating)
+        // A finished pod is never an endpoint, published or not.
+        .filter(|p| {
+            !matches!(
+                p.status.phase,
+                crate::api::status::Phase::Succeeded | crate::api::status::Phase::Failed
+            )
+        })
         .filter(|p| spec.selector.iter().all(|(k, v)| p.pod.metadata.labels.get(k) == Some(v)))
         .filter_map(|p| {
             let ip = p.status.pod_ip?;
@@ -98,6 +104,28 @@ fn from_pods(s: &ServiceObject, pods: &[PodObject], down: &BTreeSet<String>) -> 
             })
         })
         .collect()
+}
+
+/// One backend per address, sorted: an address listed twice (two subsets
+/// or slices, one per port) serves every port either lists, and is ready
+/// if either says so.
+fn merge(mut all: Vec<Backend>) -> Vec<Backend> {
+    all.sort_by_key(|b| b.ip);
+    let mut out: Vec<Backend> = Vec::with_capacity(all.len());
+    for b in all {
+        match out.last_mut() {
+            Some(last) if last.ip == b.ip => {
+                for (mine, theirs) in last.ports.iter_mut().zip(&b.ports) {
+                    *mine = mine.or(*theirs);
+                }
+                last.ready |= b.ready;
+                last.pod = last.pod.take().or(b.pod);
+                last.node = last.node.take().or(b.node);
+            }
+            _ => out.push(b),
+        }
+    }
+    out
 }
 
 /// The port pod `p` serves Service port `sp` on.
@@ -305,5 +333,42 @@ mod tests {
             &BTreeSet::new(),
         );
         assert_eq!(proxy_ports(&r)[0].endpoints, vec![("192.0.2.42".parse().unwrap(), 9376)]);
+    }
+
+    #[test]
+    fn an_address_in_two_slices_serves_both_ports_and_a_finished_pod_none() {
+        let s = svc("two", &[], vec![port(Some("http"), 80, None), port(Some("https"), 443, None)]);
+        let slice = |name: &str, port_name: &str, p: i64| -> crate::api::manifest::EndpointSlice {
+            serde_yaml_ng::from_str(&format!(
+                "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}, labels: {{kubernetes.io/service-name: two}}}}\naddressType: IPv4\nports: [{{name: {port_name}, port: {p}}}]\nendpoints: [{{addresses: [10.4.5.6]}}]\n"
+            ))
+            .unwrap()
+        };
+        let manual = [
+            EndpointsObject {
+                manual: Manual::EndpointSlice(slice("a", "http", 8080)),
+                created_ms: 0,
+            },
+            EndpointsObject {
+                manual: Manual::EndpointSlice(slice("b", "https", 8443)),
+                created_ms: 0,
+            },
+        ];
+        let r = resolve(&[s], &manual, &[], &BTreeSet::new());
+        assert_eq!(r[0].backends.len(), 1);
+        assert_eq!(r[0].backends[0].ports, vec![Some(8080), Some(8443)]);
+
+        let mut published = svc("web", &[("app", "web")], vec![port(None, 80, None)]);
+        published.service.spec.publish_not_ready_addresses = Some(true);
+        let mut done = pod("done", "web", "10.42.0.9", "n1", false);
+        done.status.phase = Phase::Succeeded;
+        let r = resolve(
+            &[published],
+            &[],
+            &[done, pod("up", "web", "10.42.0.8", "n1", false)],
+            &BTreeSet::new(),
+        );
+        let ips: Vec<String> = r[0].backends.iter().map(|b| b.ip.to_string()).collect();
+        assert_eq!(ips, ["10.42.0.8"]);
     }
 }

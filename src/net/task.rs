@@ -47,6 +47,8 @@ struct Synced {
     ports: Option<Vec<super::nft::model::ServicePort>>,
     /// This node was in the replica's node table during this run.
     member: bool,
+    /// Conntrack entries still to delete (a failed flush is retried).
+    flush: Vec<super::conntrack::Flush>,
 }
 
 /// Runs until shutdown.
@@ -69,6 +71,7 @@ pub async fn run(deps: NetDeps) {
         table: Table::new(net.bridge(), Nft),
         ports: None,
         member: false,
+        flush: Vec::new(),
     };
     loop {
         let failed = !pass(&net, &replica, &node_name, node_ip, &down, &mut synced).await;
@@ -100,7 +103,13 @@ pub async fn run(deps: NetDeps) {
 
 /// One pass over everything; false if some part must be retried.
 async fn pass(net: &PodNetwork, replica: &Replica, me: &str, node_ip: Ipv4Addr, down: &BTreeSet<String>, s: &mut Synced) -> bool {
-    let nodes = replica.nodes().unwrap_or_default();
+    let nodes = match replica.nodes() {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(error = %e, "reading the node table failed; retrying");
+            return false;
+        }
+    };
     let present = nodes.iter().any(|n| n.name == me);
     if s.member && !present {
         return remove_all(net, s).await;
@@ -137,26 +146,47 @@ async fn pass(net: &PodNetwork, replica: &Replica, me: &str, node_ip: Ipv4Addr, 
             }
         }
     }
-    let plan = replica.network().unwrap_or_default();
-    let resolved = super::endpoints::resolve(
-        &replica.services().unwrap_or_default(),
-        &replica.endpoints_objects().unwrap_or_default(),
-        &replica.pods().unwrap_or_default(),
-        down,
-    );
+    let read = || -> rusqlite::Result<_> {
+        Ok((
+            replica.network()?,
+            replica.services()?,
+            replica.endpoints_objects()?,
+            replica.pods()?,
+        ))
+    };
+    let (plan, services, manual, pods) = match read() {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "reading Services and pods failed; the table stays as it is; retrying");
+            return false;
+        }
+    };
+    let resolved = super::endpoints::resolve(&services, &manual, &pods, down);
     let ports = super::endpoints::proxy_ports(&resolved);
     if let Err(e) = s.table.sync(super::nft::model::desired(plan.cluster_cidr, &ports)).await {
         warn!(error = %e, "nftables table not in place; retrying");
         return false;
     }
     // The rules send new flows to live endpoints; now forget the old ones.
-    let stale = s.ports.as_ref().map(|old| super::conntrack::stale(old, &ports)).unwrap_or_default();
+    if let Some(old) = &s.ports {
+        s.flush.extend(super::conntrack::stale(old, &ports));
+    }
     s.ports = Some(ports);
-    if !stale.is_empty() {
+    if !s.flush.is_empty() {
+        let stale = s.flush.clone();
         match tokio::task::spawn_blocking(move || super::conntrack::flush(&stale)).await {
-            Ok(Ok(n)) => debug!(entries = n, "stale UDP conntrack entries removed"),
-            Ok(Err(e)) => warn!(error = %e, "removing stale UDP conntrack entries failed"),
-            Err(e) => warn!(error = %e, "conntrack task failed"),
+            Ok(Ok(n)) => {
+                debug!(entries = n, "stale UDP conntrack entries removed");
+                s.flush.clear();
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "removing stale UDP conntrack entries failed; retrying");
+                ok = false;
+            }
+            Err(e) => {
+                warn!(error = %e, "conntrack task failed; retrying");
+                ok = false;
+            }
         }
     }
     ok

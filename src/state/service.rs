@@ -85,9 +85,19 @@ pub fn put(tx: &Transaction<'_>, mut svc: Service, uid: &str, now_ms: u64) -> ru
     if spec.service_type() == "ExternalName" {
         spec.cluster_ip = None;
         spec.cluster_ips.clear();
+    } else if let Some(o) = old.as_ref().filter(|o| o.service.spec.headless() != spec.headless()) {
+        let (was, now) = (o.service.spec.cluster_ip.clone(), spec.cluster_ip.clone());
+        return Ok(Refused(format!(
+            "service {ns}/{name}: spec.clusterIP: Invalid value: {now:?}: field is immutable (it is {was:?}); delete the Service to change it"
+        )));
     } else if !spec.headless() {
         let kept = old.as_ref().and_then(|o| o.cluster_ip());
-        let asked: Option<Ipv4Addr> = spec.cluster_ip.as_deref().filter(|s| !s.is_empty()).and_then(|s| s.parse().ok());
+        let asked: Option<Ipv4Addr> = spec
+            .cluster_ip
+            .as_deref()
+            .or(spec.cluster_ips.first().map(String::as_str))
+            .filter(|s| !s.is_empty())
+            .and_then(|s| s.parse().ok());
         let used: BTreeSet<Ipv4Addr> = others.iter().filter_map(|o| o.cluster_ip()).collect();
         let ip = match (asked, kept) {
             (Some(a), Some(k)) if a != k => {
@@ -136,29 +146,31 @@ pub fn put(tx: &Transaction<'_>, mut svc: Service, uid: &str, now_ms: u64) -> ru
             .filter_map(|p| p.node_port.map(|n| (n as u16, p.protocol().to_string())))
             .collect();
         let old_ports = old.as_ref().map(|o| o.service.spec.ports.clone()).unwrap_or_default();
+        // First every port asked for or kept, so a new port cannot take
+        // one of them; then the new ones get the lowest free.
         for p in spec.ports.iter_mut() {
             let proto = p.protocol().to_string();
             let kept = old_ports
                 .iter()
                 .find(|o| o.port == p.port && o.protocol() == proto)
                 .and_then(|o| o.node_port);
-            let want = match p.node_port.or(kept) {
-                Some(n) => {
-                    let n = n as u16;
-                    if used.contains(&(n, proto.clone())) {
-                        return Ok(Refused(format!(
-                            "service {ns}/{name}: spec.ports[].nodePort: Invalid value: {n}: provided port is already allocated"
-                        )));
-                    }
-                    n
+            if let Some(n) = p.node_port.or(kept) {
+                let n = n as u16;
+                if !used.insert((n, proto)) {
+                    return Ok(Refused(format!(
+                        "service {ns}/{name}: spec.ports[].nodePort: Invalid value: {n}: provided port is already allocated"
+                    )));
                 }
-                None => match NODE_PORTS.clone().find(|n| !used.contains(&(*n, proto.clone()))) {
-                    Some(n) => n,
-                    None => return Ok(Refused(format!("service {ns}/{name}: no free node port left"))),
-                },
+                p.node_port = Some(n as i64);
+            }
+        }
+        for p in spec.ports.iter_mut().filter(|p| p.node_port.is_none()) {
+            let proto = p.protocol().to_string();
+            let Some(n) = NODE_PORTS.clone().find(|n| !used.contains(&(*n, proto.clone()))) else {
+                return Ok(Refused(format!("service {ns}/{name}: no free node port left")));
             };
-            used.insert((want, proto));
-            p.node_port = Some(want as i64);
+            used.insert((n, proto));
+            p.node_port = Some(n as i64);
         }
     } else {
         for p in spec.ports.iter_mut() {
@@ -282,5 +294,52 @@ mod tests {
         let tiny = ClusterNetwork::checked("10.42.0.0/16".parse().unwrap(), "10.43.0.0/28".parse().unwrap(), 24).unwrap();
         let all: BTreeSet<_> = (0..16).map(|i| nth(tiny.service_cidr, i)).collect();
         assert_eq!(free_ip(&tiny, &all), None);
+    }
+
+    fn apply(r: &crate::state::Replica, yaml: &str) -> crate::state::Response {
+        let svc: Service = serde_yaml_ng::from_str(yaml).unwrap();
+        let cmd = crate::state::Command::PutService {
+            service: Box::new(svc),
+            uid: "u".into(),
+            now_ms: 1,
+        };
+        let mut conn = r.conn();
+        let tx = conn.transaction().unwrap();
+        let resp = crate::state::apply_command(&tx, &cmd).unwrap();
+        tx.commit().unwrap();
+        resp
+    }
+
+    #[test]
+    fn node_ports_and_addresses_are_kept_on_reapply_and_a_new_port_cannot_take_them() {
+        use crate::state::Response::{Done, Refused};
+        let dir = tempfile::tempdir().unwrap();
+        let r = crate::state::Replica::open(&dir.path().join("c.db")).unwrap();
+        let head = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  type: NodePort\n";
+        assert_eq!(
+            apply(&r, &format!("{head}  ports: [{{name: a, port: 80}}]\n")),
+            Done("created".into())
+        );
+        let one = &r.services().unwrap()[0];
+        let vip = one.cluster_ip().unwrap();
+        assert_eq!(one.service.spec.ports[0].node_port, Some(30000));
+        // A new port listed first does not take 80's node port.
+        let two = format!("{head}  ports: [{{name: b, port: 8080}}, {{name: a, port: 80}}]\n");
+        assert_eq!(apply(&r, &two), Done("configured".into()));
+        let ports: Vec<_> = r.services().unwrap()[0]
+            .service
+            .spec
+            .ports
+            .iter()
+            .map(|p| (p.port, p.node_port))
+            .collect();
+        assert_eq!(ports, [(8080, Some(30001)), (80, Some(30000))]);
+        assert_eq!(r.services().unwrap()[0].cluster_ip(), Some(vip), "the address is kept");
+        // Another Service cannot ask for a taken port; headless cannot replace an address.
+        let other =
+            "apiVersion: v1\nkind: Service\nmetadata: {name: other}\nspec:\n  type: NodePort\n  ports: [{port: 80, nodePort: 30001}]\n";
+        assert!(matches!(apply(&r, other), Refused(m) if m.contains("already allocated")));
+        let headless = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: None\n  ports: [{port: 80}]\n";
+        assert!(matches!(apply(&r, headless), Refused(m) if m.contains("immutable")));
     }
 }
