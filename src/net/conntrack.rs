@@ -35,13 +35,8 @@ pub fn stale(old: &[ServicePort], new: &[ServicePort]) -> Vec<Flush> {
     for o in old.iter().filter(|p| p.proto == Proto::Udp) {
         let n = new.get(&key(o));
         let now: BTreeSet<(Ipv4Addr, u16)> = n.map(|n| n.endpoints.iter().copied().collect()).unwrap_or_default();
-        let targets = |p: &ServicePort| {
-            let mut t: Vec<(Option<Ipv4Addr>, u16)> = p.cluster_ip.iter().chain(&p.external_ips).map(|ip| (Some(*ip), p.port)).collect();
-            t.extend(p.node_port.map(|np| (None, np)));
-            t
-        };
         for (ip, _) in o.endpoints.iter().filter(|e| !now.contains(e)) {
-            for (dst, port) in targets(o) {
+            for (dst, port) in ways_in(o) {
                 out.insert(Flush {
                     orig_dst: dst,
                     orig_dport: port,
@@ -55,9 +50,7 @@ pub fn stale(old: &[ServicePort], new: &[ServicePort]) -> Vec<Flush> {
             .iter()
             .any(|o| key(o) == key(n) && o.proto == Proto::Udp && !o.endpoints.is_empty());
         if !had && !n.endpoints.is_empty() {
-            let mut t: Vec<(Option<Ipv4Addr>, u16)> = n.cluster_ip.iter().chain(&n.external_ips).map(|ip| (Some(*ip), n.port)).collect();
-            t.extend(n.node_port.map(|np| (None, np)));
-            for (dst, port) in t {
+            for (dst, port) in ways_in(n) {
                 out.insert(Flush {
                     orig_dst: dst,
                     orig_dport: port,
@@ -67,6 +60,14 @@ pub fn stale(old: &[ServicePort], new: &[ServicePort]) -> Vec<Flush> {
         }
     }
     out.into_iter().collect()
+}
+
+/// The destinations a port is reached at: its addresses with its port, and
+/// any local address with its node port.
+fn ways_in(p: &ServicePort) -> Vec<(Option<Ipv4Addr>, u16)> {
+    let mut t: Vec<(Option<Ipv4Addr>, u16)> = p.cluster_ip.iter().chain(&p.external_ips).map(|ip| (Some(*ip), p.port)).collect();
+    t.extend(p.node_port.map(|np| (None, np)));
+    t
 }
 
 /// One UDP entry, as far as matching goes.
