@@ -4,7 +4,7 @@
 #   images/out/hello-http.tar       localhost/hello-http:latest  (OCI, two layers)
 #   images/out/busybox-docker.tar   localhost/busybox-docker:latest (docker save format)
 #   images/out/web-v1.tar, web-v2.tar  localhost/web:v1, :v2 (httpd on 8080; two versions)
-#   images/out/netcheck.tar         localhost/netcheck:latest  (busybox + udpecho, a static UDP tool)
+#   images/out/netcheck.tar         localhost/netcheck:latest  (busybox + udpecho and resolve, static UDP and DNS tools)
 #   images/out/nginx.tar, gb-frontend.tar, fluentd.tar  stand-ins named as the images of
 #                                   the Kubernetes docs' Deployment, ReplicaSet, DaemonSet examples
 # Usage: images/build.sh   (needs /bin/busybox from busybox-static, cc with a static libc, sha256sum, gzip, tar)
@@ -34,10 +34,13 @@ web="$work/web"
 mkdir -p "$web/www"
 cp "$here/hello-http/index.html" "$web/www/index.html"
 
-# Layer 2 of netcheck: udpecho, static, as Debian's busybox nc has no UDP.
+# Layer 2 of netcheck: udpecho, static, as Debian's busybox nc has no UDP;
+# resolve, static, asks DNS as glibc does (busybox's nslookup searches only
+# names without a dot).
 net="$work/net"
 mkdir -p "$net/bin"
 cc -static -O2 -o "$net/bin/udpecho" "$here/netcheck/udpecho.c"
+cc -static -O2 -o "$net/bin/resolve" "$here/netcheck/resolve.c" -lresolv
 
 # layer DIR NAME -> sets L_DIFF, L_DIGEST, L_SIZE; blob in $2/blobs
 layer() {
@@ -87,6 +90,9 @@ oci web-v2 localhost/web:v2 '["httpd","-f","-vv","-p","8080","-h","/www"]' base 
 oci nginx docker.io/library/nginx:1.14.2 '["httpd","-f","-v","-p","80","-h","/www"]' base web
 oci gb-frontend us-docker.pkg.dev/google-samples/containers/gke/gb-frontend:v5 '["httpd","-f","-v","-p","80","-h","/www"]' base web
 oci fluentd quay.io/fluentd_elasticsearch/fluentd:v2.5.2 '["sh","-c","while true; do sleep 3600; done"]' base
+# ... and of the DNS page's examples (busybox:1.28 with the DNS tool).
+oci nginx-latest docker.io/library/nginx:latest '["httpd","-f","-v","-p","80","-h","/www"]' base web
+oci busybox-128 docker.io/library/busybox:1.28 '["sh"]' base net
 
 # docker save format: plain layer tars, config named by its digest.
 d="$work/docker"; mkdir -p "$d/base"

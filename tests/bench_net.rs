@@ -220,7 +220,7 @@ fn bench_paths() {
 #[test]
 #[ignore = "benchmark: bench/net.sh"]
 fn bench_table() {
-    use shoal::net::nft::model::{desired, Proto, ServicePort};
+    use shoal::net::nft::model::{desired, Addresses, Proto, ServicePort};
     use shoal::net::nft::{Nft, Table};
     let net = Net::new(1); // one namespace of the harness's own, no agent
     let ns = host_ns(&net, 1);
@@ -233,7 +233,11 @@ fn bench_table() {
         .args(["-n", &net.host(1).ns, "route", "add", "10.43.0.0/16", "dev", "eth0"])
         .status()
         .unwrap();
-    let cluster: ipnet::Ipv4Net = "10.42.0.0/16".parse().unwrap();
+    let addrs = Addresses {
+        cluster: "10.42.0.0/16".parse().unwrap(),
+        services: "10.43.0.0/16".parse().unwrap(),
+        dns: Some(("10.43.0.10".parse().unwrap(), "10.42.0.1".parse().unwrap())),
+    };
     let services = |n: u32, drop_one: bool| -> Vec<ServicePort> {
         (0..n)
             .map(|i| {
@@ -276,9 +280,9 @@ fn bench_table() {
             rt.block_on(async {
                 let mut t = Table::new(&format!("shoalbench{n}"), Nft);
                 let t0 = Instant::now();
-                t.sync(desired(cluster, &services(n, false))).await.unwrap();
+                t.sync(desired(&addrs, &services(n, false))).await.unwrap();
                 let full = t0.elapsed().as_secs_f64() * 1e3;
-                let want = desired(cluster, &services(n, true));
+                let want = desired(&addrs, &services(n, true));
                 let t1 = Instant::now();
                 t.sync(want).await.unwrap();
                 let change = t1.elapsed().as_secs_f64() * 1e3;

@@ -161,7 +161,7 @@ fn pods_on_two_nodes_of_one_link_reach_each_other_by_address() {
 /// Service's endpoints), then removed. `nft list` shows each step.
 #[test]
 fn the_nftables_table_goes_in_whole_changes_in_place_and_comes_out() {
-    use shoal::net::nft::model::{desired, Proto, ServicePort};
+    use shoal::net::nft::model::{desired, Addresses, Proto, ServicePort};
     use shoal::net::nft::{Nft, Table};
     let ns = Namespaces::new(&["nft"]);
     let host = ns.0[0].clone();
@@ -178,7 +178,7 @@ fn the_nftables_table_goes_in_whole_changes_in_place_and_comes_out() {
     };
     let mut udp = sp("dns", vec![("10.42.0.5", 53)], None, None);
     udp.proto = Proto::Udp;
-    udp.cluster_ip = Some("10.43.0.10".parse().unwrap());
+    udp.cluster_ip = Some("10.43.0.11".parse().unwrap());
     udp.port = 53;
     let mut empty = sp("empty", vec![], Some(30081), None);
     empty.cluster_ip = Some("10.43.0.30".parse().unwrap());
@@ -188,16 +188,20 @@ fn the_nftables_table_goes_in_whole_changes_in_place_and_comes_out() {
         empty.clone(),
     ];
     let second = vec![sp("web", vec![("10.42.0.2", 8080)], Some(30080), Some(10800)), udp, empty];
-    let cluster: ipnet::Ipv4Net = "10.42.0.0/16".parse().unwrap();
+    let addrs = Addresses {
+        cluster: "10.42.0.0/16".parse().unwrap(),
+        services: "10.43.0.0/16".parse().unwrap(),
+        dns: Some(("10.43.0.10".parse().unwrap(), "10.42.0.1".parse().unwrap())),
+    };
     let table_name = format!("{host}t").replace('-', "");
     let t = table_name.clone();
     let counts = inside(&host, move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let mut table = Table::new(&t, Nft);
-            let a = table.sync(desired(cluster, &first)).await.unwrap();
-            let again = table.sync(desired(cluster, &first)).await.unwrap();
-            let b = table.sync(desired(cluster, &second)).await.unwrap();
+            let a = table.sync(desired(&addrs, &first)).await.unwrap();
+            let again = table.sync(desired(&addrs, &first)).await.unwrap();
+            let b = table.sync(desired(&addrs, &second)).await.unwrap();
             (a, again, b)
         })
     });
@@ -214,7 +218,9 @@ fn the_nftables_table_goes_in_whole_changes_in_place_and_comes_out() {
         "tcp . 30080 : goto external-default/web/tcp/http",
         "10.43.0.30 . tcp . 80 : goto reject-chain",
         "tcp . 30081 : goto reject-chain",
-        "10.43.0.10 . udp . 53 : goto service-default/dns/udp/http",
+        "10.43.0.11 . udp . 53 : goto service-default/dns/udp/http",
+        "ip daddr 10.43.0.10 udp dport 53 dnat to 10.42.0.1",
+        "ip daddr 10.43.0.0/16 reject",
         "update @affinity-10800-default/web/tcp/http__10.42.0.2/8080 { ip saddr }",
         "ip saddr 10.42.0.0/16 ip daddr != 10.42.0.0/16 ip daddr != 224.0.0.0/4 masquerade fully-random",
     ] {

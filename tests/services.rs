@@ -117,11 +117,140 @@ fn answers(net: &Net, i: usize, pod: &str, script: &str, n: usize) -> Vec<String
         .collect()
 }
 
+const HEADLESS: &str = "apiVersion: v1
+kind: Service
+metadata: {name: echo-all}
+spec:
+  clusterIP: None
+  selector: {app: echo}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: plain-dns}
+spec:
+  dnsPolicy: Default
+  terminationGracePeriodSeconds: 1
+  nodeSelector: {kubernetes.io/hostname: h2}
+  containers:
+  - {name: c, image: localhost/netcheck, command: [sleep, '3600']}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: outside}
+spec:
+  type: ExternalName
+  externalName: www.example.test
+";
+
+/// `resolve ARGS` (glibc's resolver, images/netcheck/resolve.c) from the
+/// client pod: its lines, answers or the error it printed.
+fn resolve(net: &Net, args: &str) -> String {
+    net.exec(4, "client", &format!("resolve {args} 2>&1; true")).unwrap_or_else(|e| e)
+}
+
+/// The addresses of `resolve`'s A lines.
+fn addresses(out: &str) -> BTreeSet<String> {
+    out.lines().filter_map(|l| l.strip_prefix("A ")).map(str::to_string).collect()
+}
+
+/// The host that runs pod `name` (0 while it has none).
+fn pod_host(net: &Net, name: &str) -> usize {
+    net.pods(1, false)
+        .unwrap()
+        .iter()
+        .find(|p| p["pod"]["metadata"]["name"] == name)
+        .and_then(|p| p["status"]["nodeName"].as_str()?.trim_start_matches('h').parse().ok())
+        .unwrap_or(0)
+}
+
+/// The pod IPs of the pods whose names start with `prefix`, from host 1.
+fn pod_ips(net: &Net, prefix: &str) -> BTreeSet<String> {
+    net.pods(1, false)
+        .unwrap()
+        .iter()
+        .filter(|p| p["pod"]["metadata"]["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+        .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The cluster DNS, from the pod behind the router: a Service by its
+/// short, namespaced and full names; a headless Service's pods, and the
+/// DNS page's example pods by hostname; SRV and PTR; names outside the
+/// cluster and an ExternalName through the node's resolver (dnsmasq
+/// outside); the pods' resolv.conf for ClusterFirst, Default and None
+/// (the DNS page's example, with the file it shows).
+fn cluster_dns(net: &mut Net, vip: &str) {
+    net.serve_outside_dns("www.example.test", "10.90.0.77");
+    net.apply_ok(1, HEADLESS);
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes");
+    for f in ["dns-subdomain.yaml", "dns-example.yaml"] {
+        net.apply_ok(1, &std::fs::read_to_string(examples.join(f)).unwrap());
+    }
+    let resolv = net.exec(4, "client", "cat /etc/resolv.conf").unwrap();
+    assert_eq!(
+        resolv,
+        "nameserver 10.43.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
+    );
+    let want = BTreeSet::from([vip.to_string()]);
+    for name in ["echo", "echo.default", "echo.default.svc.cluster.local"] {
+        let got = net.wait_for(20, &format!("{name} resolves"), || {
+            Some(resolve(net, name)).filter(|o| !addresses(o).is_empty())
+        });
+        assert_eq!(addresses(&got), want, "resolve {name}:\n{got}");
+    }
+    let echo_ips = pod_ips(net, "echo-");
+    assert_eq!(echo_ips.len(), 3, "{echo_ips:?}");
+    let got = net.wait_for(20, "the headless Service lists every pod", || {
+        Some(resolve(net, "echo-all")).filter(|o| addresses(o) == echo_ips)
+    });
+    assert_eq!(addresses(&got), echo_ips, "{got}");
+    let named_ip = net.wait_for(60, "busybox1 has an address", || pod_ips(net, "busybox1").into_iter().next());
+    let got = net.wait_for(30, "a pod by hostname.subdomain", || {
+        Some(resolve(net, "busybox-1.busybox-subdomain")).filter(|o| !addresses(o).is_empty())
+    });
+    assert_eq!(addresses(&got), BTreeSet::from([named_ip.clone()]), "{got}");
+    let on = pod_host(net, "busybox1");
+    let me = net.wait_for(30, "busybox1 runs", || net.exec(on, "busybox1", "hostname; tail -n 1 /etc/hosts").ok());
+    assert_eq!(
+        me,
+        format!("busybox-1\n{named_ip}\tbusybox-1.busybox-subdomain.default.svc.cluster.local\tbusybox-1\n")
+    );
+    let srv = resolve(net, "_http._tcp.echo srv");
+    assert_eq!(srv.trim(), "SRV 0 100 80 echo.default.svc.cluster.local", "{srv}");
+    let srv = resolve(net, "_http._tcp.echo-all srv");
+    assert_eq!(srv.lines().filter(|l| l.starts_with("SRV 0 33 8080 ")).count(), 3, "{srv}");
+    assert_eq!(resolve(net, &format!("-x {vip}")).trim(), "PTR echo.default.svc.cluster.local");
+    assert_eq!(
+        resolve(net, &format!("-x {named_ip}")).trim(),
+        "PTR busybox-1.busybox-subdomain.default.svc.cluster.local"
+    );
+    assert_eq!(resolve(net, "nothing-here.default.svc.cluster.local").trim(), "NXDOMAIN");
+    // Outside the cluster: forwarded to the node's resolver.
+    let got = resolve(net, "www.example.test");
+    assert_eq!(addresses(&got), BTreeSet::from(["10.90.0.77".to_string()]), "{got}");
+    let got = resolve(net, "outside");
+    assert!(got.contains("CNAME www.example.test") && got.contains("A 10.90.0.77"), "{got}");
+    // dnsPolicy Default: the node's own resolv.conf.
+    let plain = net.wait_for(30, "plain-dns running", || net.exec(2, "plain-dns", "cat /etc/resolv.conf").ok());
+    assert_eq!(plain, std::fs::read_to_string(net.resolv_conf()).unwrap());
+    // dnsPolicy None: only the pod's dnsConfig.
+    let on = net.wait_for(30, "dns-example placed", || Some(pod_host(net, "dns-example")).filter(|h| *h > 0));
+    let custom = net.wait_for(30, "dns-example running", || net.exec(on, "dns-example", "cat /etc/resolv.conf").ok());
+    assert_eq!(
+        custom,
+        "nameserver 192.0.2.1\nsearch ns1.svc.cluster-domain.example my.dns.search.suffix\noptions ndots:2 edns0\n"
+    );
+}
+
 #[test]
 fn a_service_balances_over_ready_pods_from_pods_nodes_and_outside_and_forgets_the_gone() {
     let mut net = Net::routed_with_spare(3, 1, 1);
     for i in 1..=4 {
-        net.import(i, "netcheck.tar");
+        for image in ["netcheck.tar", "busybox-128.tar", "nginx-latest.tar"] {
+            net.import(i, image);
+        }
     }
     net.apply_ok(1, DEPLOYMENT);
     net.apply_ok(1, SERVICE);
@@ -187,6 +316,8 @@ fn a_service_balances_over_ready_pods_from_pods_nodes_and_outside_and_forgets_th
         }
     }
     assert!(hit_self, "{} never reached itself through {vip}", me.name);
+
+    cluster_dns(&mut net, &vip);
 
     // A replica whose readiness fails stops getting traffic.
     let sick = pods[1].clone();

@@ -4,11 +4,13 @@
 //! error that names it, never silently dropped. Field names and meanings are
 //! Kubernetes' own, so a Pod manifest that works there works here.
 
+mod dns;
 mod probe;
 mod scheduling;
 mod service;
 mod workload;
 
+pub use dns::{DnsPolicy, PodDnsConfig, PodDnsConfigOption};
 pub use probe::{ExecAction, HttpGetAction, HttpHeader, IntOrString, Probe, Scheme, TcpSocketAction};
 pub use scheduling::{
     Affinity, NodeAffinity, NodeSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, PreferredSchedulingTerm,
@@ -107,6 +109,19 @@ pub struct PodSpec {
     /// How this pod and its like spread over nodes and zones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// The pod's host name; its name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// With `hostname`, the pod's name is `<hostname>.<subdomain>.<ns>.svc.cluster.local`
+    /// when a headless Service of that name selects it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subdomain: Option<String>,
+    /// Where `/etc/resolv.conf` comes from; `ClusterFirst` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_policy: Option<DnsPolicy>,
+    /// Name servers, search domains and options added to the policy's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_config: Option<PodDnsConfig>,
 }
 
 impl PodSpec {
@@ -130,6 +145,15 @@ impl PodSpec {
         self.node_affinity()
             .map(|a| a.preferred_during_scheduling_ignored_during_execution.as_slice())
             .unwrap_or_default()
+    }
+
+    /// The pod's host name: `hostname`, else the pod's name cut to a DNS
+    /// label's 63 bytes (as the kubelet does).
+    pub fn host_name<'a>(&'a self, pod_name: &'a str) -> &'a str {
+        match self.hostname.as_deref() {
+            Some(h) if !h.is_empty() => h,
+            _ => pod_name.get(..63).unwrap_or(pod_name).trim_end_matches(['-', '.']),
+        }
     }
 
     fn node_affinity(&self) -> Option<&NodeAffinity> {

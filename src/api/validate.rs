@@ -5,6 +5,7 @@ use super::quantity::Quantity;
 use crate::runtime::image::ImageRef;
 use std::collections::HashSet;
 
+pub mod dns;
 mod probe;
 mod scheduling;
 mod service;
@@ -51,6 +52,7 @@ pub fn validate_pod(pod: &Pod) -> Vec<String> {
         }
     }
     scheduling::validate_scheduling(&pod.spec, &mut bad);
+    dns::validate_dns(&pod.spec, &mut bad);
     if let Some(g) = pod.spec.termination_grace_period_seconds {
         if g < 0 {
             bad("spec.terminationGracePeriodSeconds".into(), "must not be negative".into());

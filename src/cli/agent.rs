@@ -26,6 +26,11 @@ pub(super) struct AgentArgs {
     /// Raft log entries between snapshots (the log behind one is purged).
     #[arg(long, default_value_t = 5000)]
     raft_snapshot_every: u64,
+    /// The node's resolvers: what pods with `dnsPolicy: Default` get, and
+    /// where the cluster DNS forwards names outside the cluster (as the
+    /// kubelet's flag).
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
 }
 
 /// Who a new node is (`init`, `up`, `join`).
@@ -140,6 +145,7 @@ impl AgentArgs {
         c.autopilot.grace_ms = self.voter_grace_secs * 1000;
         c.autopilot.stabilization_ms = self.voter_stabilize_secs * 1000;
         c.raft.snapshot_every = self.raft_snapshot_every.max(10);
+        c.resolv_conf = self.resolv_conf.clone();
         c
     }
 }

@@ -54,6 +54,8 @@ pub struct Config {
     pub raft: RaftTiming,
     /// Voter choice.
     pub autopilot: AutopilotSettings,
+    /// The node's resolv.conf (`--resolv-conf`).
+    pub resolv_conf: PathBuf,
 }
 
 impl Config {
@@ -66,6 +68,7 @@ impl Config {
             gossip: GossipConfig::default(),
             raft: RaftTiming::default(),
             autopilot: AutopilotSettings::default(),
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
         }
     }
 }
@@ -355,6 +358,13 @@ pub async fn run(cfg: Config, trigger: Arc<Trigger>, shutdown: Shutdown) -> Resu
     });
     let links = crate::net::Links::connect(crate::net::Names::new(&paths.prefix))?;
     let net = Arc::new(crate::net::PodNetwork::new(links, store.clone()));
+    let (zone_tx, zone_rx) = tokio::sync::watch::channel(Arc::default()); // net task -> DNS
+    tasks.spawn(crate::net::dns::run(crate::net::dns::DnsDeps {
+        net: net.clone(),
+        zone: zone_rx,
+        resolv_conf: cfg.resolv_conf.clone(),
+        shutdown: shutdown.clone(),
+    }));
     tasks.spawn(crate::net::run(crate::net::NetDeps {
         net: net.clone(),
         replica: replica.clone(),
@@ -364,6 +374,7 @@ pub async fn run(cfg: Config, trigger: Arc<Trigger>, shutdown: Shutdown) -> Resu
             std::net::IpAddr::V4(ip) => ip,
             std::net::IpAddr::V6(_) => std::net::Ipv4Addr::LOCALHOST,
         },
+        zone: zone_tx,
         shutdown: shutdown.clone(),
     }));
     tasks.spawn(driver::run(driver::NodeDeps {
@@ -374,6 +385,7 @@ pub async fn run(cfg: Config, trigger: Arc<Trigger>, shutdown: Shutdown) -> Resu
         replica: replica.clone(),
         node_name: me.name.clone(),
         host_ip: me.advertise.ip(),
+        resolv_conf: cfg.resolv_conf.clone(),
         reports: reports_tx,
         shutdown: shutdown.clone(),
     }));

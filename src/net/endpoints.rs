@@ -34,6 +34,11 @@ pub struct Backend {
     pub pod: Option<(String, String, String)>,
     /// The node it runs on.
     pub node: Option<String>,
+    /// Its host name under a headless Service (`<hostname>.<svc>.<ns>.svc…`):
+    /// the pod's `hostname` when its `subdomain` is the Service's name, or
+    /// the hand-written one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// A Service with its backends.
@@ -95,12 +100,18 @@ fn from_pods(s: &ServiceObject, pods: &[PodObject], down: &BTreeSet<String>) -> 
             let node = p.node.clone()?;
             let ready = publish || (crate::controllers::pods::is_ready(p) && !down.contains(&node));
             let ports = spec.ports.iter().map(|sp| target(sp, p)).collect();
+            let ps = &p.pod.spec;
+            let hostname = ps
+                .hostname
+                .clone()
+                .filter(|_| ps.subdomain.as_deref() == Some(s.service.metadata.name.as_str()));
             Some(Backend {
                 ip,
                 ready,
                 ports,
                 pod: Some((ns.to_string(), p.pod.metadata.name.clone(), p.uid.clone())),
                 node: Some(node),
+                hostname,
             })
         })
         .collect()
@@ -121,6 +132,7 @@ fn merge(mut all: Vec<Backend>) -> Vec<Backend> {
                 last.ready |= b.ready;
                 last.pod = last.pod.take().or(b.pod);
                 last.node = last.node.take().or(b.node);
+                last.hostname = last.hostname.take().or(b.hostname);
             }
             _ => out.push(b),
         }
@@ -164,7 +176,7 @@ fn match_ports(spec: &crate::api::manifest::ServiceSpec, ports: &[EndpointPort])
 fn from_manual(s: &ServiceObject, m: &Manual) -> Vec<Backend> {
     let spec = &s.service.spec;
     let mut out = Vec::new();
-    let mut push = |ip: &str, ready: bool, ports: &Vec<Option<u16>>, node: &Option<String>| {
+    let mut push = |ip: &str, ready: bool, ports: &Vec<Option<u16>>, node: &Option<String>, hostname: &Option<String>| {
         if let Ok(ip) = ip.parse() {
             out.push(Backend {
                 ip,
@@ -172,6 +184,7 @@ fn from_manual(s: &ServiceObject, m: &Manual) -> Vec<Backend> {
                 ports: ports.clone(),
                 pod: None,
                 node: node.clone(),
+                hostname: hostname.clone(),
             });
         }
     };
@@ -181,7 +194,7 @@ fn from_manual(s: &ServiceObject, m: &Manual) -> Vec<Backend> {
                 let ports = match_ports(spec, &subset.ports);
                 for (ready, addrs) in [(true, &subset.addresses), (false, &subset.not_ready_addresses)] {
                     for a in addrs {
-                        push(&a.ip, ready, &ports, &a.node_name);
+                        push(&a.ip, ready, &ports, &a.node_name, &a.hostname);
                     }
                 }
             }
@@ -190,7 +203,7 @@ fn from_manual(s: &ServiceObject, m: &Manual) -> Vec<Backend> {
             let ports = match_ports(spec, &e.ports);
             for ep in &e.endpoints {
                 for a in &ep.addresses {
-                    push(a, ep.ready(), &ports, &ep.node_name);
+                    push(a, ep.ready(), &ports, &ep.node_name, &ep.hostname);
                 }
             }
         }

@@ -15,6 +15,7 @@
 //! machine do not collide and leftovers can be found.
 
 pub mod conntrack;
+pub mod dns;
 pub mod endpoints;
 pub mod ipam;
 mod link;

@@ -5,6 +5,8 @@
 //! which nodes are Down; at every agent start, check that all of it is in
 //! place. Retries every 2 s while the kernel refuses.
 
+use super::dns::zone::Zone;
+use super::nft::model::Addresses;
 use super::nft::{Nft, Table};
 use super::PodNetwork;
 use crate::daemon::shutdown::Shutdown;
@@ -14,6 +16,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 const RETRY: Duration = Duration::from_secs(2);
@@ -33,6 +36,8 @@ pub struct NetDeps {
     pub node_name: String,
     /// The address other nodes reach this one at (its uplink).
     pub node_ip: Ipv4Addr,
+    /// Where the cluster's names go, for the DNS task.
+    pub zone: watch::Sender<Arc<Zone>>,
     /// Stop.
     pub shutdown: Shutdown,
 }
@@ -59,6 +64,7 @@ pub async fn run(deps: NetDeps) {
         gossip,
         node_name,
         node_ip,
+        zone,
         mut shutdown,
     } = deps;
     let mut changes = replica.subscribe();
@@ -74,7 +80,7 @@ pub async fn run(deps: NetDeps) {
         flush: Vec::new(),
     };
     loop {
-        let failed = !pass(&net, &replica, &node_name, node_ip, &down, &mut synced).await;
+        let failed = !pass(&net, &replica, &node_name, node_ip, &down, &zone, &mut synced).await;
         let retry = async {
             if failed {
                 tokio::time::sleep(RETRY).await
@@ -102,7 +108,15 @@ pub async fn run(deps: NetDeps) {
 }
 
 /// One pass over everything; false if some part must be retried.
-async fn pass(net: &PodNetwork, replica: &Replica, me: &str, node_ip: Ipv4Addr, down: &BTreeSet<String>, s: &mut Synced) -> bool {
+async fn pass(
+    net: &PodNetwork,
+    replica: &Replica,
+    me: &str,
+    node_ip: Ipv4Addr,
+    down: &BTreeSet<String>,
+    zone: &watch::Sender<Arc<Zone>>,
+    s: &mut Synced,
+) -> bool {
     let nodes = match replica.nodes() {
         Ok(n) => n,
         Err(e) => {
@@ -112,6 +126,7 @@ async fn pass(net: &PodNetwork, replica: &Replica, me: &str, node_ip: Ipv4Addr, 
     };
     let present = nodes.iter().any(|n| n.name == me);
     if s.member && !present {
+        publish(zone, Zone::default());
         return remove_all(net, s).await;
     }
     s.member |= present;
@@ -163,7 +178,16 @@ async fn pass(net: &PodNetwork, replica: &Replica, me: &str, node_ip: Ipv4Addr, 
     };
     let resolved = super::endpoints::resolve(&services, &manual, &pods, down);
     let ports = super::endpoints::proxy_ports(&resolved);
-    if let Err(e) = s.table.sync(super::nft::model::desired(plan.cluster_cidr, &ports)).await {
+    publish(
+        zone,
+        Zone::build(&resolved, &pods, &[plan.cluster_cidr, plan.service_cidr]).at(plan.dns_ip()),
+    );
+    let addrs = Addresses {
+        cluster: plan.cluster_cidr,
+        services: plan.service_cidr,
+        dns: Some((plan.dns_ip(), super::ipam::gateway(subnet))),
+    };
+    if let Err(e) = s.table.sync(super::nft::model::desired(&addrs, &ports)).await {
         warn!(error = %e, "nftables table not in place; retrying");
         return false;
     }
@@ -190,6 +214,17 @@ async fn pass(net: &PodNetwork, replica: &Replica, me: &str, node_ip: Ipv4Addr, 
         }
     }
     ok
+}
+
+/// Hands the DNS task a new zone, if it differs.
+fn publish(tx: &watch::Sender<Arc<Zone>>, new: Zone) {
+    tx.send_if_modified(|z| {
+        let changed = **z != new;
+        if changed {
+            *z = Arc::new(new);
+        }
+        changed
+    });
 }
 
 /// The node was deleted from the cluster: its table, routes, tunnel and

@@ -16,6 +16,7 @@ use crate::api::downward::PodFacts;
 use crate::api::manifest::Pod;
 use crate::api::status::PodStatus;
 use crate::daemon::shutdown::Shutdown;
+use crate::net::dns::resolv::ResolvConf;
 use crate::net::{NetError, PodNetwork};
 use crate::runtime::image::ImageError;
 use crate::runtime::{proc, shim, Runtime, RuntimeError};
@@ -42,6 +43,8 @@ pub struct NodeDeps {
     pub node_name: String,
     /// This node's address (the downward API's `status.hostIP`).
     pub host_ip: std::net::IpAddr,
+    /// The node's resolv.conf, for pods' DNS.
+    pub resolv_conf: std::path::PathBuf,
     /// Status changes for the leader.
     pub reports: mpsc::UnboundedSender<StatusReport>,
     /// Stop.
@@ -69,6 +72,7 @@ struct Driver {
     replica: Arc<Replica>,
     node_name: String,
     host_ip: std::net::IpAddr,
+    resolv_conf: std::path::PathBuf,
     reports: mpsc::UnboundedSender<StatusReport>,
     /// The last status sent for each pod (uid, status), so each is sent once.
     reported: HashMap<PodKey, (String, PodStatus)>,
@@ -84,6 +88,7 @@ pub async fn run(deps: NodeDeps) {
         replica,
         node_name,
         host_ip,
+        resolv_conf,
         reports,
         mut shutdown,
     } = deps;
@@ -99,6 +104,7 @@ pub async fn run(deps: NodeDeps) {
         replica,
         node_name,
         host_ip,
+        resolv_conf,
         reports,
         reported: HashMap::new(),
     };
@@ -239,6 +245,27 @@ impl Driver {
         });
     }
 
+    /// What a pod's resolv.conf is made of: the cluster DNS address and
+    /// the node's own resolv.conf (empty if unreadable, which leaves
+    /// `dnsPolicy: Default` pods without name servers, as the kubelet).
+    fn pod_dns(&self) -> PodDns {
+        let cluster_dns = match self.replica.network() {
+            Ok(plan) => Some(plan.dns_ip()),
+            Err(e) => {
+                warn!(error = %e, "reading the address plan failed; pods start with the node's resolvers");
+                None
+            }
+        };
+        let host = match std::fs::read_to_string(&self.resolv_conf) {
+            Ok(text) => ResolvConf::parse(&text),
+            Err(e) => {
+                warn!(path = %self.resolv_conf.display(), error = %e, "the node's resolv.conf is unreadable");
+                ResolvConf::default()
+            }
+        };
+        PodDns { cluster_dns, host }
+    }
+
     fn effect(&mut self, e: Effect) {
         match e {
             Effect::Start { key, uid, container } => {
@@ -258,7 +285,15 @@ impl Driver {
                         return;
                     }
                 };
-                tokio::spawn(async move { start_container(rt, net, events, key, facts, pod, container).await });
+                let dns = self.pod_dns();
+                let job = StartJob {
+                    key,
+                    facts,
+                    dns,
+                    pod,
+                    name: container,
+                };
+                tokio::spawn(async move { start_container(rt, net, events, job).await });
             }
             Effect::Probe {
                 key,
@@ -400,15 +435,29 @@ enum StartError {
     Net(#[from] NetError),
 }
 
-async fn start_container(
-    rt: Arc<Runtime>,
-    net: Arc<PodNetwork>,
-    events: mpsc::Sender<(Input, Option<RuntimeHandle>)>,
+/// What a pod's resolv.conf is made of.
+struct PodDns {
+    cluster_dns: Option<std::net::Ipv4Addr>,
+    host: ResolvConf,
+}
+
+/// One container to start, and what its pod needs.
+struct StartJob {
     key: PodKey,
-    mut facts: PodFacts,
+    facts: PodFacts,
+    dns: PodDns,
     pod: Pod,
     name: String,
-) {
+}
+
+async fn start_container(rt: Arc<Runtime>, net: Arc<PodNetwork>, events: mpsc::Sender<(Input, Option<RuntimeHandle>)>, job: StartJob) {
+    let StartJob {
+        key,
+        mut facts,
+        dns,
+        pod,
+        name,
+    } = job;
     let Some(c) = pod
         .spec
         .init_containers
@@ -425,6 +474,8 @@ async fn start_container(
         let ip = net.attach(&uid, &rt.paths().pod(&uid).join("ns/net")).await?;
         let _ = events.send((Input::Addressed { key: key.clone(), ip }, None)).await;
         facts.pod_ip = Some(ip.into());
+        let resolv = crate::net::dns::resolv::for_pod(&pod.spec, pod.metadata.namespace(), dns.cluster_dns, &dns.host);
+        rt.write_pod_files(&uid, &pod, ip, &resolv.render()).await?;
         rt.create_bundle(&uid, &pod, &c, &facts)?;
         Ok::<_, StartError>(rt.start(&uid, &name).await?)
     }

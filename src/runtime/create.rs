@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError};
 
 impl Runtime {
-    /// Makes the pod's directories, `/etc/hosts` and namespaces, unless they exist.
+    /// Makes the pod's directories and namespaces, unless they exist.
     ///
     /// Every container of a pod calls this as it starts, concurrently. The
     /// pod's lock makes one caller create the sandbox while the others wait
@@ -26,18 +26,6 @@ impl Runtime {
                 source: e,
             })?;
         }
-        let hosts = format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n127.0.1.1\t{}\n",
-            pod.metadata.name
-        );
-        let hp = dir.join("hosts");
-        // Running containers bind-mount this file: rewrite it only if it differs.
-        if std::fs::read_to_string(&hp).ok().as_deref() != Some(hosts.as_str()) {
-            std::fs::write(&hp, hosts).map_err(|e| RuntimeError::Io {
-                path: hp.clone(),
-                source: e,
-            })?;
-        }
         let ns = dir.join("ns");
         if sandbox::is_ready(&ns) {
             return Ok(());
@@ -45,7 +33,7 @@ impl Runtime {
         let out = tokio::process::Command::new(&self.exe)
             .args(["shim", "sandbox"])
             .arg(&ns)
-            .arg(&pod.metadata.name)
+            .arg(pod.spec.host_name(&pod.metadata.name))
             .stdin(std::process::Stdio::null())
             .output()
             .await
@@ -58,6 +46,36 @@ impl Runtime {
                 "creating the pod sandbox: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
+        }
+        Ok(())
+    }
+
+    /// Writes the pod's `/etc/hosts` and `/etc/resolv.conf` (`resolv`), once
+    /// it has its address `ip`: the kubelet's hosts file, with the pod's
+    /// own name on its address (and its `<hostname>.<subdomain>` name).
+    pub async fn write_pod_files(&self, uid: &str, pod: &Pod, ip: std::net::Ipv4Addr, resolv: &str) -> Result<(), RuntimeError> {
+        // Each container of the pod calls this as it starts; one at a time.
+        let lock = self.sandbox_lock(uid);
+        let _held = lock.lock().await;
+        let host = pod.spec.host_name(&pod.metadata.name);
+        let mut hosts = String::from(
+            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
+        );
+        match pod.spec.subdomain.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) => hosts.push_str(&format!(
+                "{ip}\t{host}.{sub}.{}.svc.{}\t{host}\n",
+                pod.metadata.namespace(),
+                crate::net::dns::CLUSTER_DOMAIN
+            )),
+            None => hosts.push_str(&format!("{ip}\t{host}\n")),
+        }
+        let dir = self.paths.pod(uid);
+        for (name, text) in [("hosts", hosts.as_str()), ("resolv.conf", resolv)] {
+            let path = dir.join(name);
+            // Running containers bind-mount these files: rewrite only what differs.
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+                std::fs::write(&path, text).map_err(|source| RuntimeError::Io { path, source })?;
+            }
         }
         Ok(())
     }

@@ -347,6 +347,7 @@ pub fn write_spec(
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
         json!({"destination": "/etc/hosts", "type": "bind", "source": paths.pod(uid).join("hosts"), "options": ["rbind", "ro"]}),
+        json!({"destination": "/etc/resolv.conf", "type": "bind", "source": paths.pod(uid).join("resolv.conf"), "options": ["rbind", "ro"]}),
     ];
     mounts.extend(volume_mounts(paths, uid, pod, c)?);
     let spec = json!({

@@ -36,6 +36,8 @@ pub struct Net {
     pub agent_args: Vec<String>,
     /// Namespaces that are not hosts (the outside), deleted on drop.
     pub extra: Vec<String>,
+    /// Servers a test started in them, ended on drop.
+    servers: Vec<Child>,
 }
 
 /// A command run in network namespace `ns` only. Unlike `ip netns exec`,
@@ -75,6 +77,7 @@ impl Net {
             .map(String::from)
             .to_vec(),
             extra: Vec::new(),
+            servers: Vec::new(),
         };
         ip(&["netns", "add", &core]);
         ip(&["-n", &core, "link", "set", "lo", "up"]);
@@ -463,6 +466,12 @@ impl Net {
         ip(&["-n", &out, "link", "set", "eth0", "up"]);
         ip(&["-n", &out, "route", "add", &format!("{NET}.0/24"), "via", &format!("{OUTSIDE}.254")]);
         ip(&["-n", &out, "route", "add", &format!("{FAR}.0/24"), "via", &format!("{OUTSIDE}.254")]);
+        // The nodes' own resolver is the outside's (a test may serve DNS
+        // there); pods with dnsPolicy Default get it, the cluster DNS
+        // forwards to it.
+        std::fs::write(net.resolv_conf(), format!("nameserver {OUTSIDE}.1\noptions timeout:1\n")).unwrap();
+        let flag = ["--resolv-conf".to_string(), net.resolv_conf().display().to_string()];
+        net.agent_args.extend(flag);
         let n = net.hosts.len();
         for i in n + 1..=n + spare {
             let ns = net.add_near_host(i);
@@ -474,6 +483,34 @@ impl Net {
     /// Node name → its pod subnet, as host `viewer` sees the cluster.
     pub fn pod_cidrs(&self, viewer: usize) -> Vec<(String, String)> {
         self.node_field(viewer, "podCIDR")
+    }
+
+    /// The nodes' resolv.conf (`--resolv-conf`) in [`Net::routed`].
+    pub fn resolv_conf(&self) -> PathBuf {
+        PathBuf::from(format!("/tmp/shoal-it-{}-resolv.conf", self.id))
+    }
+
+    /// Serves DNS in the outside namespace of [`Net::routed`] at
+    /// `OUTSIDE.1`: `name` → `ip`, nothing else (dnsmasq, ended with the
+    /// namespace).
+    pub fn serve_outside_dns(&mut self, name: &str, ip: &str) {
+        let child = in_ns(self.outside())
+            .args([
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--user=root",
+                "--pid-file",
+                &format!("--listen-address={OUTSIDE}.1"),
+                &format!("--address=/{name}/{ip}"),
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("run dnsmasq (scripts/deps.sh installs dnsmasq-base)");
+        self.servers.push(child);
     }
 
     /// The outside namespace of [`Net::routed`].
@@ -652,9 +689,14 @@ impl Drop for Net {
             // Containers live in their pods' namespaces: found by cgroup.
             super::remove_node_leftovers(&h.dir);
         }
+        for c in &mut self.servers {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         for ns in &self.extra {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
+        let _ = std::fs::remove_file(self.resolv_conf());
         let _ = Command::new("ip").args(["netns", "del", &self.core]).status();
     }
 }

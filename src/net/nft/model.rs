@@ -173,6 +173,20 @@ pub enum Rule {
     AffinityUpdate(String),
     /// `numgen random mod N vmap { 0 : goto C0, … }`.
     Spread(Vec<String>),
+    /// `ip daddr VIP meta l4proto PROTO th dport PORT dnat to TO`: the
+    /// cluster DNS address, answered by this node.
+    Redirect {
+        /// The address asked.
+        vip: Ipv4Addr,
+        /// Protocol.
+        proto: Proto,
+        /// Port.
+        port: u16,
+        /// The local address that answers.
+        to: Ipv4Addr,
+    },
+    /// `ip daddr NET reject`: a Service address on a port no Service has.
+    RejectTo(Ipv4Net),
     /// `meta l4proto PROTO dnat to IP:PORT`.
     Dnat {
         /// Protocol.
@@ -233,18 +247,39 @@ const REJECT: &str = "reject-chain";
 const SVC_CHECK: &str = "service-endpoints-check";
 const NODEPORT_CHECK: &str = "nodeport-endpoints-check";
 
-/// The table for a node of a cluster whose pods live in `cluster`, with
-/// `services` (their ports, endpoints resolved).
-pub fn desired(cluster: Ipv4Net, services: &[ServicePort]) -> Model {
+/// What the table needs to know of the cluster and the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addresses {
+    /// The pods' range.
+    pub cluster: Ipv4Net,
+    /// The Services' range.
+    pub services: Ipv4Net,
+    /// The cluster DNS address, and this node's address that answers it.
+    pub dns: Option<(Ipv4Addr, Ipv4Addr)>,
+}
+
+/// The table for a node at `addrs`, with `services` (their ports,
+/// endpoints resolved).
+pub fn desired(addrs: &Addresses, services: &[ServicePort]) -> Model {
+    let cluster = addrs.cluster;
     let mut m = Model::default();
     for map in MapName::ALL {
         m.maps.insert(map, BTreeMap::new());
     }
     let base = |hook, rules| Chain { hook: Some(hook), rules };
     let plain = |rules| Chain { hook: None, rules };
+    // The cluster DNS address goes to this node's own server, before any
+    // Service rule (nothing else answers it).
+    let mut nat = Vec::new();
+    if let Some((vip, to)) = addrs.dns {
+        for proto in [Proto::Udp, Proto::Tcp] {
+            nat.push(Rule::Redirect { vip, proto, port: 53, to });
+        }
+    }
+    nat.push(Rule::Jump(SERVICES.into()));
     let chains = [
-        ("nat-prerouting", base(Hook::NatPrerouting, vec![Rule::Jump(SERVICES.into())])),
-        ("nat-output", base(Hook::NatOutput, vec![Rule::Jump(SERVICES.into())])),
+        ("nat-prerouting", base(Hook::NatPrerouting, nat.clone())),
+        ("nat-output", base(Hook::NatOutput, nat)),
         (
             "nat-postrouting",
             base(
@@ -259,7 +294,15 @@ pub fn desired(cluster: Ipv4Net, services: &[ServicePort]) -> Model {
                 vec![Rule::NewJump(NODEPORT_CHECK.into()), Rule::NewJump(SVC_CHECK.into())],
             ),
         ),
-        ("filter-forward", base(Hook::FilterForward, vec![Rule::NewJump(SVC_CHECK.into())])),
+        // Forwarded packets are past DNAT: one still bound for the service
+        // range asked for a port no Service has (kube-proxy's cluster-ips-check).
+        (
+            "filter-forward",
+            base(
+                Hook::FilterForward,
+                vec![Rule::NewJump(SVC_CHECK.into()), Rule::RejectTo(addrs.services)],
+            ),
+        ),
         ("filter-output", base(Hook::FilterOutput, vec![Rule::NewJump(SVC_CHECK.into())])),
         (MARK, plain(vec![Rule::SetMasqMark])),
         (

@@ -234,8 +234,12 @@ mod tests {
         })
     }
 
-    fn cluster() -> ipnet::Ipv4Net {
-        "10.42.0.0/16".parse().unwrap()
+    fn cluster() -> super::super::model::Addresses {
+        super::super::model::Addresses {
+            cluster: "10.42.0.0/16".parse().unwrap(),
+            services: "10.43.0.0/16".parse().unwrap(),
+            dns: Some(("10.43.0.10".parse().unwrap(), "10.42.3.1".parse().unwrap())),
+        }
     }
 
     proptest! {
@@ -243,7 +247,7 @@ mod tests {
         /// ends up exactly as wanted, and the kernel refuses no step.
         #[test]
         fn diff_takes_any_table_to_any_other(a in services(), b in services(), c in services()) {
-            let (ma, mb, mc) = (desired(cluster(), &a), desired(cluster(), &b), desired(cluster(), &c));
+            let (ma, mb, mc) = (desired(&cluster(), &a), desired(&cluster(), &b), desired(&cluster(), &c));
             let mut k = Kernel::default();
             k.apply(&full(&ma)).map_err(TestCaseError::fail)?;
             prop_assert_eq!(&k.model, &ma);
@@ -275,7 +279,7 @@ mod tests {
         let many: Vec<ServicePort> = (1..=200).map(|i| sp(i, vec![ep(2), ep(3)])).collect();
         let mut changed = many.clone();
         changed[7].endpoints.pop();
-        let ops = diff(&desired(cluster(), &many), &desired(cluster(), &changed));
+        let ops = diff(&desired(&cluster(), &many), &desired(&cluster(), &changed));
         // The service chain is rewritten (2 rules), the gone endpoint's chain flushed and deleted.
         let touched: BTreeMap<String, usize> = ops.iter().fold(BTreeMap::new(), |mut acc, op| {
             let name = match op {

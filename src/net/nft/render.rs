@@ -286,6 +286,21 @@ fn statements(r: &Rule) -> Vec<Statement<'static>> {
                 data: Expression::Named(NamedExpression::Set(items)),
             })]
         }
+        Rule::Redirect { vip, proto, port, to } => vec![
+            is(field("ip", "daddr"), Operator::EQ, Expression::String(s(&vip.to_string()))),
+            is(meta(MetaKey::L4proto), Operator::EQ, Expression::String(s(proto.as_str()))),
+            is(field("th", "dport"), Operator::EQ, Expression::Number(*port as u32)),
+            Statement::DNAT(Some(NAT {
+                addr: Some(Expression::String(s(&to.to_string()))),
+                family: Some(NATFamily::IP),
+                port: None,
+                flags: None,
+            })),
+        ],
+        Rule::RejectTo(net) => vec![
+            is(field("ip", "daddr"), Operator::EQ, prefix(*net)),
+            Statement::Reject(Some(Reject::new(None, None))),
+        ],
         Rule::Dnat { proto, ip, port } => vec![
             is(meta(MetaKey::L4proto), Operator::EQ, Expression::String(s(proto.as_str()))),
             Statement::DNAT(Some(NAT {
