@@ -13,10 +13,12 @@
 //!   Service, with 10, 100 and 1,000 Services, and the first-packet
 //!   (TCP connect) latency through a Service address at each size.
 //! - rss: an agent's RSS with no Services and with 1,000.
+//! - dns: dnsperf from a pod against the cluster DNS and against dnsmasq
+//!   serving the same names: latency and queries per second.
 
 mod common;
 
-use common::netns::{in_ns, Net};
+use common::netns::{dnsmasq, in_ns, Net};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -367,4 +369,123 @@ fn bench_rss() {
     eprintln!("BENCH rss table_ready_after_last_apply_s={:.2}", t.elapsed().as_secs_f64());
     std::thread::sleep(Duration::from_secs(5));
     eprintln!("BENCH rss agent_kb services=0 {idle} services=1000 {}", rss_kb(pid));
+}
+
+/// dnsperf from namespace `ns` against `server` for `secs` seconds with at
+/// most `outstanding` queries in flight: (queries per second, average
+/// latency in µs, queries lost).
+fn dnsperf(ns: &std::path::Path, server: &str, queries: &std::path::Path, secs: u32, outstanding: u32) -> (f64, f64, u64) {
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["dnsperf", "-s", server, "-d"])
+        .arg(queries)
+        .args(["-l", &secs.to_string(), "-q", &outstanding.to_string(), "-t", "2"])
+        .output()
+        .expect("run dnsperf (bench/net.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name:?} in dnsperf's output:\n{text}"))
+    };
+    (
+        field("Queries per second:"),
+        field("Average Latency (s):") * 1e6,
+        field("Queries lost:") as u64,
+    )
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The cluster DNS from a pod: 100 Service names asked over and over,
+/// through the cluster DNS address (DNAT to the node's server), straight
+/// to the node's server, and to dnsmasq serving the same 100 names from a
+/// hosts file on the node's address (the peer: CoreDNS is not packaged
+/// here). Latency with one query in flight; throughput with 100.
+#[test]
+#[ignore = "benchmark: bench/net.sh"]
+fn bench_dns() {
+    let net = Net::cluster(1);
+    net.import(1, "netcheck.tar");
+    let docs: Vec<String> = (0..100)
+        .map(|n| {
+            format!("apiVersion: v1\nkind: Service\nmetadata: {{name: s{n}}}\nspec:\n  selector: {{app: s{n}}}\n  ports: [{{port: 80}}]\n")
+        })
+        .collect();
+    net.apply_ok(1, &docs.join("---\n"));
+    net.apply_ok(1, PODS.split("---").next().unwrap());
+    let (pod, pod_ip) = pod_ns(&net, "a");
+    let listing: serde_json::Value = serde_json::from_str(&net.ok(1, &["get", "svc", "-o", "json", "--server", &net.addr(1)])).unwrap();
+    let dir = PathBuf::from(format!("/tmp/{}-dns", net.id));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut hosts, mut queries) = (String::new(), String::new());
+    for s in listing["items"].as_array().unwrap() {
+        let (name, ip) = (s["metadata"]["name"].as_str().unwrap(), s["spec"]["clusterIP"].as_str().unwrap());
+        if name.starts_with('s') {
+            hosts.push_str(&format!("{ip} {name}.default.svc.cluster.local\n"));
+            queries.push_str(&format!("{name}.default.svc.cluster.local A\n"));
+        }
+    }
+    assert_eq!(queries.lines().count(), 100);
+    std::fs::write(dir.join("hosts"), hosts).unwrap();
+    std::fs::write(dir.join("queries"), queries).unwrap();
+    let node_ip = net.host(1).ip.clone();
+    let dnsmasq = Ended(
+        dnsmasq(&net.host(1).ns, &node_ip)
+            .arg("--local-ttl=5")
+            .arg(format!("--addn-hosts={}", dir.join("hosts").display()))
+            .spawn()
+            .expect("dnsmasq (scripts/deps.sh installs dnsmasq-base)"),
+    );
+    let gateway = pod_ip.rsplit_once('.').map(|(net, _)| format!("{net}.1")).unwrap();
+    let q = dir.join("queries");
+    let servers = [
+        ("shoal_via_cluster_ip", "10.43.0.10"),
+        ("shoal_direct", gateway.as_str()),
+        ("dnsmasq", node_ip.as_str()),
+    ];
+    for (name, server) in servers {
+        net.wait_for(30, &format!("{name} answers"), || {
+            let (_, _, lost) = dnsperf(&pod, server, &q, 1, 1);
+            (lost == 0).then_some(())
+        });
+    }
+    for (name, server) in servers {
+        let mut lat = Vec::new();
+        let mut qps = Vec::new();
+        let mut lost = 0;
+        for _ in 0..3 {
+            lat.push(dnsperf(&pod, server, &q, 3, 1).1);
+            let (rate, _, l) = dnsperf(&pod, server, &q, 5, 100);
+            qps.push(rate);
+            lost += l;
+        }
+        eprintln!(
+            "BENCH dns {name} latency_us_one_in_flight={:.1} qps_100_in_flight={:.0} lost={lost} runs={lat:.1?}/{qps:.0?}",
+            median(lat.clone()),
+            median(qps.clone())
+        );
+    }
+    eprintln!(
+        "BENCH dns agent_rss_kb={} dnsmasq_rss_kb={}",
+        rss_kb(net.host(1).agent.as_ref().unwrap().id()),
+        rss_kb(dnsmasq.0.id())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A process this benchmark started, ended by pid when it goes out of scope
+/// (a failed run too).
+struct Ended(std::process::Child);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -212,7 +212,9 @@ fn cluster_dns(net: &mut Net, vip: &str) {
     });
     assert_eq!(addresses(&got), BTreeSet::from([named_ip.clone()]), "{got}");
     let on = pod_host(net, "busybox1");
-    let me = net.wait_for(30, "busybox1 runs", || net.exec(on, "busybox1", "hostname; tail -n 1 /etc/hosts").ok());
+    let me = net.wait_for(30, "busybox1 runs", || {
+        net.exec(on, "busybox1", "hostname; tail -n 1 /etc/hosts").ok()
+    });
     assert_eq!(
         me,
         format!("busybox-1\n{named_ip}\tbusybox-1.busybox-subdomain.default.svc.cluster.local\tbusybox-1\n")
@@ -237,7 +239,9 @@ fn cluster_dns(net: &mut Net, vip: &str) {
     assert_eq!(plain, std::fs::read_to_string(net.resolv_conf()).unwrap());
     // dnsPolicy None: only the pod's dnsConfig.
     let on = net.wait_for(30, "dns-example placed", || Some(pod_host(net, "dns-example")).filter(|h| *h > 0));
-    let custom = net.wait_for(30, "dns-example running", || net.exec(on, "dns-example", "cat /etc/resolv.conf").ok());
+    let custom = net.wait_for(30, "dns-example running", || {
+        net.exec(on, "dns-example", "cat /etc/resolv.conf").ok()
+    });
     assert_eq!(
         custom,
         "nameserver 192.0.2.1\nsearch ns1.svc.cluster-domain.example my.dns.search.suffix\noptions ndots:2 edns0\n"

@@ -69,7 +69,12 @@ impl PodNetwork {
         // Bridged pod-to-pod packets pass the ip hooks, so a Service's
         // DNAT is undone on the reply even when both pods share the bridge
         // (kube-proxy needs the same; per network namespace since 5.3).
-        let _ = std::fs::write("/proc/sys/net/bridge/bridge-nf-call-iptables", "1");
+        if let Err(e) = std::fs::write("/proc/sys/net/bridge/bridge-nf-call-iptables", "1") {
+            // Without br_netfilter, a pod that reaches a Service whose
+            // endpoint shares its bridge gets the reply from the pod's own
+            // address and drops it; every other path works.
+            tracing::warn!(error = %e, "bridge-nf-call-iptables cannot be set (is the br_netfilter module loaded? `modprobe br_netfilter`): Services between pods of one node will not answer");
+        }
         self.links.ensure_bridge(subnet, mtu).await?;
         *self.ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(Ready { subnet, node_ip, mtu });
         Ok(())

@@ -23,6 +23,9 @@ const RETRY: Duration = Duration::from_secs(2);
 /// How often gossip is asked which nodes are Down (their pods stop being
 /// endpoints).
 const HEALTH: Duration = Duration::from_millis(250);
+/// How often the kernel's table is compared with what was written (a
+/// flushed ruleset is rewritten within this).
+const DRIFT: Duration = Duration::from_secs(30);
 
 /// What the task needs.
 pub struct NetDeps {
@@ -70,6 +73,8 @@ pub async fn run(deps: NetDeps) {
     let mut changes = replica.subscribe();
     let mut health = tokio::time::interval(HEALTH);
     health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut drift = tokio::time::interval(DRIFT);
+    drift.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut down = BTreeSet::new();
     let mut synced = Synced {
         peers: None,
@@ -102,6 +107,14 @@ pub async fn run(deps: NetDeps) {
                     }
                 }
                 _ = &mut retry => break,
+                _ = drift.tick() => match synced.table.intact().await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        warn!(table = %synced.table.name(), "the nftables table was changed outside Shoal; writing it again");
+                        break;
+                    }
+                    Err(e) => debug!(error = %e, "could not list the nftables table"),
+                },
             }
         }
     }

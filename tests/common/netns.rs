@@ -48,6 +48,24 @@ pub fn in_ns(ns: &str) -> Command {
     c
 }
 
+/// dnsmasq in namespace `ns` answering on `listen` only, in the
+/// foreground, reading no file of the host's: callers add what it serves.
+pub fn dnsmasq(ns: &str, listen: &str) -> Command {
+    let mut cmd = in_ns(ns);
+    cmd.args([
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        "--user=root",
+        "--pid-file",
+    ])
+    .arg(format!("--listen-address={listen}"));
+    cmd
+}
+
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip (iproute2)");
     assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -494,19 +512,8 @@ impl Net {
     /// `OUTSIDE.1`: `name` → `ip`, nothing else (dnsmasq, ended with the
     /// namespace).
     pub fn serve_outside_dns(&mut self, name: &str, ip: &str) {
-        let child = in_ns(self.outside())
-            .args([
-                "dnsmasq",
-                "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-                "--user=root",
-                "--pid-file",
-                &format!("--listen-address={OUTSIDE}.1"),
-                &format!("--address=/{name}/{ip}"),
-            ])
+        let child = dnsmasq(self.outside(), &format!("{OUTSIDE}.1"))
+            .arg(format!("--address=/{name}/{ip}"))
             .stdin(Stdio::null())
             .spawn()
             .expect("run dnsmasq (scripts/deps.sh installs dnsmasq-base)");
