@@ -8,12 +8,18 @@
 #   images/out/nginx.tar, gb-frontend.tar, fluentd.tar  stand-ins named as the images of
 #                                   the Kubernetes docs' Deployment, ReplicaSet, DaemonSet examples
 # Usage: images/build.sh   (needs /bin/busybox from busybox-static, cc with a static libc, sha256sum, gzip, tar)
+# For another architecture (cross/smoke.sh): BUSYBOX=its busybox-static,
+# IMAGE_ARCH and IMAGE_VARIANT as OCI names them (arm64; arm, v7), CC its
+# cross gcc, OUT another directory.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-out="$here/out"
+out=${OUT:-$here/out}
 bb=${BUSYBOX:-/bin/busybox}
+cc=${CC:-cc}
 [ -x "$bb" ] || { echo "build.sh: $bb missing: apt-get install busybox-static" >&2; exit 1; }
 case $(uname -m) in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; armv7l|armv6l) arch=arm ;; *) arch=$(uname -m) ;; esac
+arch=${IMAGE_ARCH:-$arch}
+variant=${IMAGE_VARIANT:+\"variant\":\"$IMAGE_VARIANT\",}
 work=$(mktemp -d /tmp/shoal-images.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
@@ -39,8 +45,8 @@ cp "$here/hello-http/index.html" "$web/www/index.html"
 # names without a dot).
 net="$work/net"
 mkdir -p "$net/bin"
-cc -static -O2 -o "$net/bin/udpecho" "$here/netcheck/udpecho.c"
-cc -static -O2 -o "$net/bin/resolve" "$here/netcheck/resolve.c" -lresolv
+"$cc" -static -O2 -o "$net/bin/udpecho" "$here/netcheck/udpecho.c"
+"$cc" -static -O2 -o "$net/bin/resolve" "$here/netcheck/resolve.c" -lresolv
 
 # layer DIR NAME -> sets L_DIFF, L_DIGEST, L_SIZE; blob in $2/blobs
 layer() {
@@ -61,7 +67,7 @@ oci() {
     diffs="$diffs${diffs:+,}\"sha256:$(sha "$work/$l.tar")\""
     layers="$layers${layers:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$(sha "$work/$l.tar.gz")\",\"size\":$(size "$work/$l.tar.gz")}"
   done
-  printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":%s,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":[%s]}}' \
+  printf '{"architecture":"%s",'"$variant"'"os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":%s,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":[%s]}}' \
     "$arch" "$cmd" "$diffs" > "$work/config-$name.json"
   cd_="$(sha "$work/config-$name.json")"
   cp "$work/config-$name.json" "$dir/blobs/sha256/$cd_"
