@@ -8,7 +8,6 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/arch.sh"
 [ "$(id -u)" = 0 ] || { echo "run as root (apt-get, dpkg --add-architecture)" >&2; exit 1; }
-"$here/../scripts/deps.sh"
 arches=${*:-$ALL_ARCHES}
 need="qemu-user-static binfmt-support"
 for a in $arches; do
@@ -18,15 +17,7 @@ for a in $arches; do
     need="$need gcc-$GNU libc6-dev-$DEB-cross libseccomp-dev:$DEB libc6:$DEB"
   fi
 done
-missing=""
-for p in $need; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  echo "installing:$missing"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-fi
+"$here/../scripts/deps.sh" $need
 for a in $arches; do
   arch_vars "$a"
   rustup target list --installed | grep -qx "$TRIPLE" || rustup target add "$TRIPLE"
