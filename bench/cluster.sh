@@ -5,6 +5,7 @@
 #   bench/cluster.sh serf     # the same stages for Serf (LAN profile)
 #   bench/cluster.sh soak     # 5 Shoal nodes idle for SOAK_SECS (600), counting Down/Suspect marks
 #   bench/cluster.sh join     # N-1 nodes up; REPS times: join host N (join + agent start) until all see N
+#   bench/cluster.sh gossip   # N nodes idle: gossip's own bytes per node over IDLE_SECS (60), from `shoal info`
 # Env: N (5), REPS (10), SHOAL (target/release/shoal), KIT (../shared/bench/cluster).
 # Results: $PEER_STATE/results/{own_N5_shoal,serf_N5}.{tsv,summary}; soak prints its counts.
 set -u
@@ -14,6 +15,7 @@ export SHOAL=${SHOAL:-$HERE/target/release/shoal}
 export N=${N:-5} REPS=${REPS:-10}
 export PEER_STATE=${PEER_STATE:-/tmp/peer-cluster}
 [[ -x $SHOAL ]] || { echo "build first: cargo build --release" >&2; exit 1; }
+command -v jq >/dev/null || "$HERE/scripts/deps.sh" jq
 
 # Runs in each host (own.sh exports I, IP, IP1, N, V, DATA). Host 1 inits and,
 # once its agent answers, writes a join token; the others wait for it and join.
@@ -41,7 +43,7 @@ case ${1:-} in
   serf)
     "$KIT/setup.sh" >/dev/null
     STAGES=${STAGES:-"formation idle kill partition"} "$KIT/serf.sh" ;;
-  soak | join)
+  soak | join | gossip)
     SOAK_SECS=${SOAK_SECS:-600}
     . "$KIT/lib.sh"
     trap 'peer_teardown >/dev/null 2>&1; rm -rf "$PEER_STATE/own"' EXIT
@@ -72,6 +74,34 @@ case ${1:-} in
         ip netns exec "$(peer_ns "$N")" "$SHOAL" leave --data-dir "$PEER_STATE/own/h$N" >/dev/null
         sleep 1; peer_kill "own-h$N" KILL; sleep 1
       done
+      exit 0
+    fi
+    if [[ $1 == gossip ]]; then
+      # Gossip shares its UDP port with Raft and the API, so its bytes come from
+      # its own QUIC connections' counters (`shoal info`), with Ethernet, IP and
+      # UDP headers added as a bridge port counts them; the port's whole count
+      # (Raft included) is printed beside it.
+      info() { ip netns exec "$(peer_ns "$1")" "$SHOAL" info -o json --config "$PEER_STATE/own/h1/admin.conf" --server "$(peer_ip "$1"):4740"; }
+      wire='def w: .udpTx.bytes + .udpRx.bytes + 42 * (.udpTx.datagrams + .udpRx.datagrams)'
+      sleep "${SETTLE:-10}"
+      declare -a g0 p0 k0
+      for ((i = 1; i <= N; i++)); do
+        info "$i" > "$PEER_STATE/own/info0.h$i.json"
+        p0[i]=$(peer_port_bytes "$i")
+      done
+      sleep "${IDLE_SECS:-60}"
+      for ((i = 1; i <= N; i++)); do
+        info "$i" > "$PEER_STATE/own/info1.h$i.json"
+        p1=$(peer_port_bytes "$i")
+        jq -rn --slurpfile a "$PEER_STATE/own/info0.h$i.json" --slurpfile b "$PEER_STATE/own/info1.h$i.json" \
+          --argjson port "$(( p1 - p0[i] ))" --arg host "h$i" \
+          "$wire"'; (($b[0].uptimeMs - $a[0].uptimeMs) / 1000) as $s
+           | ((($b[0] | w) - ($a[0] | w)) / $s) as $g
+           | "\($host)\tgossip \($g | floor) B/s (rx+tx, on the wire)\twhole port \($port / $s | floor) B/s\t"
+             + ([$b[0].sent | to_entries[] | .key as $k | "\($k) \((.value.bytes - ($a[0].sent[$k].bytes // 0)) / $s * 10 | floor / 10) B/s"] | join(", "))'
+      done
+      echo "h2 as \`shoal info\` shows it:"
+      ip netns exec "$(peer_ns 2)" "$SHOAL" info --config "$PEER_STATE/own/h1/admin.conf" --server "$(peer_ip 2):4740"
       exit 0
     fi
     sleep "$SOAK_SECS"

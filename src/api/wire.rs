@@ -180,6 +180,8 @@ pub enum Request {
         /// Name.
         name: String,
     },
+    /// What gossip costs on the node asked (`shoal info`).
+    GossipInfo,
 }
 
 /// A Service and the addresses behind it.
@@ -398,5 +400,10 @@ pub enum Reply {
     Services {
         /// The list.
         items: Vec<ServiceView>,
+    },
+    /// Gossip's traffic on the node asked.
+    GossipInfo {
+        /// Its counters.
+        stats: crate::gossip::stats::GossipStats,
     },
 }

@@ -11,6 +11,7 @@ mod exec;
 mod get;
 mod hollow;
 mod image;
+mod info;
 mod label;
 mod logs;
 mod nodes;
@@ -62,6 +63,8 @@ enum Command {
     Join(agent::JoinArgs),
     /// Leave the cluster gracefully and stop this node's agent.
     Leave(agent::LeaveArgs),
+    /// What gossip costs on the node asked: members, health, traffic by kind.
+    Info(info::Args),
     /// Manage join tokens (admin credentials, through any node).
     #[command(subcommand)]
     Token(token::Cmd),
@@ -130,6 +133,7 @@ impl Cli {
                 Command::Join(a) => agent::join(a).await,
                 Command::Leave(a) => agent::leave(a).await,
                 Command::Token(c) => token::run(&ctx, c).await,
+                Command::Info(a) => info::run(&ctx, a).await,
                 Command::Hollow(a) => hollow::run(a).await,
                 Command::Apply(a) => apply::run(&ctx, a).await,
                 Command::Get(a) => get::get(&ctx, a).await,

@@ -166,6 +166,7 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
             reply(&mut send, &r).await?;
         }
         Request::GetNodes
+        | Request::GossipInfo
         | Request::Leave
         | Request::TokenCreate { .. }
         | Request::TokenList

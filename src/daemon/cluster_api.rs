@@ -41,6 +41,10 @@ pub async fn handle(deps: &ClusterDeps, peer: &str, req: Request) -> Reply {
         Request::GetNodes => Reply::Nodes {
             nodes: deps.gossip.nodes().await,
         },
+        Request::GossipInfo => match deps.gossip.stats().await {
+            Some(stats) => Reply::GossipInfo { stats },
+            None => error("gossip is not running"),
+        },
         Request::Leave => {
             let own = format!("{NODE_CN_PREFIX}{}", deps.node_name);
             if !admin && peer != own {

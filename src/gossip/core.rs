@@ -6,7 +6,7 @@ use super::config::GossipConfig;
 use super::health::{LocalHealth, LATE_MS};
 use super::wire::{self, Control, Datagram};
 use super::{MemberId, NodeMeta, NodeStatus, NodeView};
-use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, State, Timer};
+use foca::{AccumulatingRuntime, Codec, Foca, Header, Message, NoCustomBroadcast, OwnedNotification, PostcardCodec, State, Timer};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -57,7 +57,14 @@ pub struct Membership {
     sized_for: usize,
     incarnation: Option<u16>,
     next_sync: u64,
+    /// When a member's status last changed (the membership is settling).
+    changed_at: u64,
     suspects: HashMap<String, (u64, bool)>,
+    /// Members known to hold our current identity (they addressed us by it):
+    /// pings and acks to them go in the compact frame.
+    knows_me: HashSet<MemberId>,
+    /// [`MemberId::tag`] of every member, for compact frames.
+    tags: HashMap<u32, MemberId>,
     rng: SmallRng,
     out: Vec<Effect>,
 }
@@ -86,7 +93,10 @@ impl Membership {
             sized_for: 1,
             incarnation: None,
             next_sync: 0,
+            changed_at: 0,
             suspects: HashMap::new(),
+            knows_me: HashSet::new(),
+            tags: HashMap::new(),
             rng: SmallRng::seed_from_u64(rng_seed ^ 0x5_4041),
             out: Vec::new(),
         };
@@ -115,10 +125,21 @@ impl Membership {
     pub fn handle_datagram(&mut self, from: SocketAddr, data: &[u8], now: u64) -> Vec<Effect> {
         match wire::decode(data) {
             Some(Datagram::Swim(bytes)) if !self.leaving => {
+                if let Ok(h) = PostcardCodec.decode_header(bytes) {
+                    let h: Header<MemberId> = h;
+                    if h.dst == self.me {
+                        self.knows_me.insert(h.src);
+                    }
+                }
                 // Errors are bad or stale packets from one peer: dropped, as UDP would.
                 let _ = self.foca.handle_data(bytes, &mut self.rt);
             }
-            Some(Datagram::Control(c)) => self.control(c),
+            Some(Datagram::Probe(p)) if !self.leaving => {
+                if let Some(packet) = self.expand(&p) {
+                    let _ = self.foca.handle_data(&packet, &mut self.rt);
+                }
+            }
+            Some(Datagram::Control(c)) => self.control(from, c),
             Some(Datagram::Sync(sync)) if !self.leaving => {
                 let _ = self.foca.apply_many(sync.members.into_iter(), true, &mut self.rt);
                 if sync.reply {
@@ -133,8 +154,16 @@ impl Membership {
         self.finish(now)
     }
 
-    fn control(&mut self, c: Control) {
+    fn control(&mut self, from: SocketAddr, c: Control) {
         match c {
+            Control::Digest { hash } => {
+                if hash != self.digest() && !self.leaving {
+                    self.out.push(Effect::Send {
+                        to: from,
+                        data: self.sync_message(true),
+                    });
+                }
+            }
             Control::Hello { id, meta } => {
                 self.learn(&id, meta);
                 if !self.leaving {
@@ -208,12 +237,15 @@ impl Membership {
         self.hellos(now);
         self.stale_suspicions(now);
         if self.active && now >= self.next_sync {
-            self.next_sync = now + self.cfg.sync_every_ms;
+            let interval = self.sync_interval(now);
+            self.next_sync = now + interval;
             if let Some(to) = self.pick_active(1).pop() {
-                self.out.push(Effect::Send {
-                    to,
-                    data: self.sync_message(true),
-                });
+                let data = if interval == self.cfg.sync_every_ms {
+                    self.sync_message(true)
+                } else {
+                    wire::control(&Control::Digest { hash: self.digest() })
+                };
+                self.out.push(Effect::Send { to, data });
             }
         }
         self.finish(now)
@@ -249,6 +281,39 @@ impl Membership {
         if !down.is_empty() {
             let _ = self.foca.apply_many(down.into_iter(), true, &mut self.rt);
         }
+    }
+
+    /// Anti-entropy is frequent while the membership settles (a status
+    /// changed lately, or a member's metadata is still missing) and rare in
+    /// a quiet cluster, where it only guards against a lost update.
+    fn sync_interval(&self, now: u64) -> u64 {
+        let missing = self
+            .foca
+            .iter_members()
+            .any(|m| self.metas.get(&m.id().name).is_none_or(|(g, _)| *g < m.id().generation));
+        if missing || now < self.changed_at + self.cfg.settle_ms {
+            self.cfg.sync_every_ms
+        } else {
+            self.cfg.quiet_sync_every_ms
+        }
+    }
+
+    /// A hash of the whole view, this node included, in name order.
+    fn digest(&self) -> u32 {
+        let mut view: Vec<(&MemberId, u16, u8)> = self
+            .foca
+            .iter_membership_state()
+            .map(|m| (m.id(), m.incarnation(), m.state() as u8))
+            .collect();
+        view.push((&self.me, self.incarnation.unwrap_or_default(), State::Alive as u8));
+        view.sort_by(|a, b| a.0.name.cmp(&b.0.name).then(a.0.generation.cmp(&b.0.generation)));
+        let mut h = super::identity::Fnv::default();
+        for (id, incarnation, state) in view {
+            id.feed(&mut h);
+            h.write(&incarnation.to_le_bytes());
+            h.write(&[state]);
+        }
+        h.finish32()
     }
 
     fn sync_message(&self, reply: bool) -> Vec<u8> {
@@ -320,12 +385,68 @@ impl Membership {
         std::mem::take(&mut self.out)
     }
 
+    /// foca's header of a compact probe, rebuilt; `None` if the sender is
+    /// not a member we know or the probe is for an identity of ours that is
+    /// gone (foca drops those too).
+    fn expand(&mut self, p: &wire::Probe<'_>) -> Option<Vec<u8>> {
+        if p.dst != self.me.tag() as u16 {
+            return None;
+        }
+        if !self.tags.contains_key(&p.src) {
+            self.tags = self.foca.iter_membership_state().map(|m| (m.id().tag(), m.id().clone())).collect();
+            self.knows_me.retain(|id| self.tags.contains_key(&id.tag()));
+        }
+        let src = self.tags.get(&p.src)?.clone();
+        self.knows_me.insert(src.clone());
+        let header = Header {
+            src,
+            src_incarnation: p.incarnation,
+            dst: self.me.clone(),
+            message: if p.ack { Message::Ack(p.probe) } else { Message::Ping(p.probe) },
+        };
+        let mut packet = Vec::with_capacity(64 + p.updates.len());
+        PostcardCodec.encode_header(&header, &mut packet).ok()?;
+        packet.extend_from_slice(p.updates);
+        Some(packet)
+    }
+
+    /// Frames one foca packet: pings and acks to members that know us go
+    /// compact. Returns whether it asks others to probe for us.
+    fn frame(&self, to: &MemberId, data: &[u8]) -> (Vec<u8>, bool) {
+        let mut rest = data;
+        let Ok(h) = PostcardCodec.decode_header(&mut rest) else {
+            return (wire::swim(data), false);
+        };
+        let h: Header<MemberId> = h;
+        let (ack, probe) = match h.message {
+            Message::PingReq { .. } => return (wire::swim(data), true),
+            Message::Ping(n) => (false, n),
+            Message::Ack(n) => (true, n),
+            _ => return (wire::swim(data), false),
+        };
+        if !self.knows_me.contains(to) || h.src != self.me {
+            return (wire::swim(data), false);
+        }
+        let p = wire::Probe {
+            ack,
+            src: h.src.tag(),
+            dst: to.tag() as u16,
+            incarnation: h.src_incarnation,
+            probe,
+            updates: rest,
+        };
+        (wire::probe(&p), false)
+    }
+
     fn drain(&mut self, now: u64) {
+        let mut indirect = false;
         while let Some((to, data)) = self.rt.to_send() {
-            self.out.push(Effect::Send {
-                to: to.addr,
-                data: wire::swim(&data),
-            });
+            let (framed, asks) = self.frame(&to, &data);
+            indirect |= asks;
+            self.out.push(Effect::Send { to: to.addr, data: framed });
+        }
+        if indirect {
+            self.settle_probe_early(now);
         }
         while let Some((after, timer)) = self.rt.to_schedule() {
             let ms = after.as_millis() as u64;
@@ -344,7 +465,11 @@ impl Membership {
             match n {
                 OwnedNotification::Active => self.active = true,
                 OwnedNotification::Idle => self.active = false,
-                OwnedNotification::Rejoin(id) => self.me = id,
+                OwnedNotification::Rejoin(id) => {
+                    // Nobody knows the new identity yet.
+                    self.me = id;
+                    self.knows_me.clear();
+                }
                 OwnedNotification::DataSent(h) => {
                     let inc = h.src_incarnation;
                     match self.incarnation {
@@ -360,6 +485,24 @@ impl Membership {
                 OwnedNotification::ProbeFailed(_, _) => self.health.probe_failed(now, 3 * self.cfg.probe_period_ms),
                 _ => {}
             }
+        }
+    }
+
+    /// The direct probe went unanswered and foca asked others to try: give
+    /// their answers one probe round trip, then let foca settle the probe
+    /// (Suspect if nobody answered) and start the next one, instead of
+    /// waiting out the rest of the probe period. A long period then costs
+    /// fewer bytes without slowing detection.
+    fn settle_probe_early(&mut self, now: u64) {
+        let due = now + self.health.scale(self.cfg.probe_rtt_ms);
+        let pending = self
+            .timers
+            .iter()
+            .find(|(_, t)| matches!(t, Timer::ProbeRandomMember(_)))
+            .map(|(k, _)| *k);
+        if let Some(key) = pending.filter(|(at, _)| *at > due) {
+            let timer = self.timers.remove(&key).expect("just found");
+            self.timers.insert((due, key.1), timer);
         }
     }
 
@@ -380,6 +523,10 @@ impl Membership {
             if self.statuses.get(&m.id().name) != Some(&status) {
                 changed.push((m.id().name.clone(), m.id().addr, status));
             }
+        }
+        if !changed.is_empty() {
+            self.changed_at = now;
+            self.next_sync = self.next_sync.min(now + self.cfg.sync_every_ms);
         }
         for (name, addr, to) in changed {
             if to == NodeStatus::Suspect {

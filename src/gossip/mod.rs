@@ -7,6 +7,7 @@
 //! wire.rs    datagram = tag + foca packet | Control{Hello, Meta, Leaving}
 //! health.rs  local health multiplier (stretches our own timeouts when we are slow)
 //! net.rs     the edge: one QUIC connection per peer (mTLS, ALPN shoal-gossip), timers
+//! stats.rs   what gossip costs on the wire, by message kind (`shoal info`)
 //! hollow.rs  many members in one process through the real edge and core
 //! ```
 
@@ -16,6 +17,7 @@ pub mod health;
 pub mod hollow;
 pub mod identity;
 pub mod net;
+pub mod stats;
 pub mod wire;
 
 #[cfg(test)]

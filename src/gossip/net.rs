@@ -5,6 +5,7 @@
 //! API and gossip share one UDP port.
 
 use super::core::{Effect, Membership};
+use super::stats::{self, Count, Frames, GossipStats, Udp};
 use super::NodeView;
 use crate::daemon::shutdown::Shutdown;
 use bytes::Bytes;
@@ -22,6 +23,8 @@ pub enum GossipCmd {
     Nodes(oneshot::Sender<Vec<NodeView>>),
     /// Leave the cluster; answered once the notices are out.
     Leave(oneshot::Sender<()>),
+    /// What gossip has cost on the wire.
+    Stats(oneshot::Sender<GossipStats>),
 }
 
 /// A cheap handle on the gossip task.
@@ -52,6 +55,13 @@ impl Handle {
             .filter(|n| n.status == super::NodeStatus::Down)
             .map(|n| n.name)
             .collect()
+    }
+
+    /// Gossip's traffic counters; `None` if the task is gone.
+    pub async fn stats(&self) -> Option<GossipStats> {
+        let (tx, rx) = oneshot::channel();
+        self.0.send(GossipCmd::Stats(tx)).await.ok()?;
+        rx.await.ok()
     }
 
     /// Leaves the cluster.
@@ -85,7 +95,7 @@ pub struct GossipDeps {
 
 enum ConnEvent {
     Dialled(SocketAddr, Result<quinn::Connection, String>),
-    Closed(SocketAddr, usize),
+    Closed(SocketAddr, usize, Box<quinn::ConnectionStats>),
 }
 
 #[derive(Default)]
@@ -121,6 +131,12 @@ struct Edge {
     down: std::collections::HashSet<SocketAddr>,
     remember: Option<Box<dyn FnMut(Vec<SocketAddr>) + Send>>,
     log_changes: bool,
+    /// Every gossip connection open now, by stable id (for its counters).
+    open: HashMap<usize, quinn::Connection>,
+    /// Counters of the connections already closed: sent, received, frames.
+    closed: (Udp, Udp, Frames),
+    /// What the core sent, by kind.
+    sent: std::collections::BTreeMap<String, Count>,
 }
 
 /// Runs gossip until shutdown.
@@ -150,6 +166,9 @@ pub async fn run(deps: GossipDeps) {
         down: Default::default(),
         remember,
         log_changes,
+        open: HashMap::new(),
+        closed: Default::default(),
+        sent: Default::default(),
     };
     let fx = core.start(now());
     edge.apply(fx, now());
@@ -161,6 +180,7 @@ pub async fn run(deps: GossipDeps) {
             _ = shutdown.wait() => break,
             Some(cmd) = cmds.recv() => match cmd {
                 GossipCmd::Nodes(tx) => { let _ = tx.send(core.nodes()); }
+                GossipCmd::Stats(tx) => { let _ = tx.send(edge.stats(&core, now())); }
                 GossipCmd::Leave(tx) => {
                     let fx = core.leave(now());
                     edge.apply(fx, now());
@@ -213,7 +233,32 @@ impl Edge {
         }
     }
 
+    fn stats(&self, core: &Membership, now: u64) -> GossipStats {
+        let (mut tx, mut rx, mut frames) = self.closed;
+        for c in self.open.values() {
+            let s = c.stats();
+            add(&mut tx, &mut rx, &s);
+            frames.add(&s);
+        }
+        GossipStats {
+            uptime_ms: now,
+            members: core.nodes().len(),
+            health: core.health(),
+            connections: self.open.len(),
+            udp_tx: tx,
+            udp_rx: rx,
+            frames_tx: frames,
+            sent: self.sent.clone(),
+        }
+    }
+
     fn send(&mut self, to: SocketAddr, data: Vec<u8>, now: u64) {
+        stats::count(&mut self.sent, &data);
+        self.deliver(to, data, now);
+    }
+
+    /// Sends on the peer's connection, or queues and dials.
+    fn deliver(&mut self, to: SocketAddr, data: Vec<u8>, now: u64) {
         let peer = self.peers.entry(to).or_default();
         if self.down.contains(&to) && peer.conn.is_some() && now >= peer.heard_at.unwrap_or(0).max(peer.since) + STALE_MS {
             // A knock on a member held down over a connection that has
@@ -279,7 +324,7 @@ impl Edge {
                 peer.failed_at = None;
                 let queue = std::mem::take(&mut peer.queue);
                 for data in queue {
-                    self.send(addr, data, now);
+                    self.deliver(addr, data, now);
                 }
             }
             ConnEvent::Dialled(addr, Err(e)) => {
@@ -289,7 +334,11 @@ impl Edge {
                 peer.failed_at = Some(now);
                 peer.queue.clear();
             }
-            ConnEvent::Closed(addr, id) => {
+            ConnEvent::Closed(addr, id, s) => {
+                if self.open.remove(&id).is_some() {
+                    add(&mut self.closed.0, &mut self.closed.1, &s);
+                    self.closed.2.add(&s);
+                }
                 if let Some(p) = self.peers.get_mut(&addr) {
                     if p.conn.as_ref().is_some_and(|c| c.stable_id() == id) {
                         p.conn = None;
@@ -303,6 +352,7 @@ impl Edge {
     fn register(&mut self, conn: quinn::Connection, now: u64) {
         let addr = conn.remote_address();
         let id = conn.stable_id();
+        self.open.insert(id, conn.clone());
         let peer = self.peers.entry(addr).or_default();
         peer.conn = Some(conn.clone());
         peer.since = now;
@@ -336,7 +386,7 @@ impl Edge {
                     break;
                 }
             }
-            let _ = events.send(ConnEvent::Closed(addr, id)).await;
+            let _ = events.send(ConnEvent::Closed(addr, id, Box::new(conn.stats()))).await;
         });
     }
 }
@@ -344,4 +394,11 @@ impl Edge {
 /// True if the connection's peer presented a node certificate.
 pub fn is_node(conn: &quinn::Connection) -> bool {
     crate::transport::quic::peer_name(conn).is_some_and(|n| n.starts_with(crate::transport::pki::NODE_CN_PREFIX))
+}
+
+fn add(tx: &mut Udp, rx: &mut Udp, s: &quinn::ConnectionStats) {
+    tx.datagrams += s.udp_tx.datagrams;
+    tx.bytes += s.udp_tx.bytes;
+    rx.datagrams += s.udp_rx.datagrams;
+    rx.bytes += s.udp_rx.bytes;
 }

@@ -93,6 +93,11 @@ fn transport_config() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.max_idle_timeout(Some(Duration::from_secs(30).try_into().expect("in range")));
     t.keep_alive_interval(Some(Duration::from_secs(10)));
+    // No path-MTU probing from this side: its big packets (up to 1452 bytes,
+    // a few per connection every 10 minutes) cost a gossip connection more
+    // than its idle probes. What this side sends in bulk goes on connections
+    // it dialled (Raft's appends, the CLI's imports), which still probe.
+    t.mtu_discovery_config(None);
     Arc::new(t)
 }
 
@@ -125,11 +130,32 @@ pub fn server(bind: SocketAddr, ca_pem: &str, id: &Identity) -> Result<quinn::En
     // A reset key derived from the node key: after a restart the node can
     // still reset its peers' stale connections, so they redial at once.
     let mut endpoint_config = quinn::EndpointConfig::default();
+    endpoint_config.cid_generator(|| Box::new(ShortCids));
     let seed = sha2::Sha256::digest([b"shoal-stateless-reset".as_slice(), id.key.as_bytes()].concat());
     endpoint_config.reset_key(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &seed)));
     let bind_err = |source| TransportError::Bind { addr: bind, source };
     let socket = std::net::UdpSocket::bind(bind).map_err(bind_err)?;
     quinn::Endpoint::new(endpoint_config, Some(config), socket, Arc::new(quinn::TokioRuntime)).map_err(bind_err)
+}
+
+/// Connection IDs of 4 random bytes instead of quinn's 8. Every packet to
+/// the node carries one, and most gossip packets are under 100 bytes; a node
+/// holds at most a few hundred connections, and quinn draws again when a new
+/// ID collides with one in use.
+struct ShortCids;
+
+impl quinn::ConnectionIdGenerator for ShortCids {
+    fn generate_cid(&mut self) -> quinn::ConnectionId {
+        quinn::ConnectionId::new(&rand::random::<[u8; 4]>())
+    }
+
+    fn cid_len(&self) -> usize {
+        4
+    }
+
+    fn cid_lifetime(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Client settings for gossip connections from this node to other nodes.
@@ -160,6 +186,9 @@ pub fn node_client(ca_pem: &str, id: &Identity, alpn: &[u8]) -> Result<quinn::Cl
         t.keep_alive_interval(Some(Duration::from_millis(500)));
     } else {
         t.max_idle_timeout(Some(Duration::from_secs(15).try_into().expect("in range")));
+        // Gossip datagrams stay under 1200 bytes: path-MTU probes would be
+        // its biggest packets.
+        t.mtu_discovery_config(None);
     }
     let mut client = quinn::ClientConfig::new(Arc::new(crypto));
     client.transport_config(Arc::new(t));
