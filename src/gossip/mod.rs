@@ -2,9 +2,9 @@
 //! metadata, graceful leave and Lifeguard-style local health.
 //!
 //! ```text
-//! config.rs  timers (probe 400 ms, suspicion from the cluster size, ...)
+//! config.rs  timers (probe 900 ms, suspicion from the cluster size, ...)
 //! core.rs    Membership: handle_datagram / handle_tick / leave (input, now) -> [Effect]
-//! wire.rs    datagram = tag + foca packet | Control{Hello, Meta, Leaving}
+//! wire.rs    datagram = tag + foca packet | compact ping/ack | Control{Hello, Meta, Leaving, Digest}
 //! health.rs  local health multiplier (stretches our own timeouts when we are slow)
 //! net.rs     the edge: one QUIC connection per peer (mTLS, ALPN shoal-gossip), timers
 //! stats.rs   what gossip costs on the wire, by message kind (`shoal info`)
