@@ -7,7 +7,7 @@ use std::time::Duration;
 /// Protocol timers. The defaults suit a LAN and a metered link alike: a
 /// probe costs three QUIC packets (ping, ack, and the ACK of the ack), so
 /// the probe period sets the idle bytes; a missed probe is settled
-/// `2 × probe_rtt` after it was sent instead of at the next period, and the
+/// `3 × probe_rtt` after it was sent instead of at the next period, and the
 /// suspicion timeout does not grow with the period, so a dead node is
 /// declared down about as fast as with probes twice as frequent.
 #[derive(Debug, Clone)]

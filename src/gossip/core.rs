@@ -63,6 +63,10 @@ pub struct Membership {
     /// Members known to hold our current identity (they addressed us by it):
     /// pings and acks to them go in the compact frame.
     knows_me: HashSet<MemberId>,
+    /// Members that read compact frames (they said so, or sent one).
+    compact: HashSet<MemberId>,
+    /// When we last told a member we read compact frames.
+    told_at: HashMap<MemberId, u64>,
     /// [`MemberId::tag`] of every member, for compact frames.
     tags: HashMap<u32, MemberId>,
     rng: SmallRng,
@@ -96,6 +100,8 @@ impl Membership {
             changed_at: 0,
             suspects: HashMap::new(),
             knows_me: HashSet::new(),
+            compact: HashSet::new(),
+            told_at: HashMap::new(),
             tags: HashMap::new(),
             rng: SmallRng::seed_from_u64(rng_seed ^ 0x5_4041),
             out: Vec::new(),
@@ -130,6 +136,7 @@ impl Membership {
                     if h.dst == self.me {
                         self.knows_me.insert(h.src);
                     }
+                    self.offer_compact(now);
                 }
                 // Errors are bad or stale packets from one peer: dropped, as UDP would.
                 let _ = self.foca.handle_data(bytes, &mut self.rt);
@@ -156,6 +163,9 @@ impl Membership {
 
     fn control(&mut self, from: SocketAddr, c: Control) {
         match c {
+            Control::CompactProbes { id } => {
+                self.compact.insert(id);
+            }
             Control::Digest { hash } => {
                 if hash != self.digest() && !self.leaving {
                     self.out.push(Effect::Send {
@@ -300,10 +310,17 @@ impl Membership {
 
     /// A hash of the whole view, this node included, in name order.
     fn digest(&self) -> u32 {
+        // Our own old identities are left out (others replaced them), and a
+        // Down member's incarnation too (the first Down wins, at whatever
+        // incarnation its sender held).
         let mut view: Vec<(&MemberId, u16, u8)> = self
             .foca
             .iter_membership_state()
-            .map(|m| (m.id(), m.incarnation(), m.state() as u8))
+            .filter(|m| m.id().name != self.me.name)
+            .map(|m| match m.state() {
+                State::Down => (m.id(), 0, State::Down as u8),
+                s => (m.id(), m.incarnation(), s as u8),
+            })
             .collect();
         view.push((&self.me, self.incarnation.unwrap_or_default(), State::Alive as u8));
         view.sort_by(|a, b| a.0.name.cmp(&b.0.name).then(a.0.generation.cmp(&b.0.generation)));
@@ -398,6 +415,7 @@ impl Membership {
         }
         let src = self.tags.get(&p.src)?.clone();
         self.knows_me.insert(src.clone());
+        self.compact.insert(src.clone());
         let header = Header {
             src,
             src_incarnation: p.incarnation,
@@ -408,6 +426,31 @@ impl Membership {
         PostcardCodec.encode_header(&header, &mut packet).ok()?;
         packet.extend_from_slice(p.updates);
         Some(packet)
+    }
+
+    /// Tells members that know our identity, and have not shown they read
+    /// compact frames, that we do (again every 10 s while they stay silent
+    /// about it: the datagram may be lost, or they run an older build,
+    /// which drops it).
+    fn offer_compact(&mut self, now: u64) {
+        let due: Vec<MemberId> = self
+            .knows_me
+            .iter()
+            .filter(|id| !self.compact.contains(*id))
+            .filter(|id| self.told_at.get(*id).is_none_or(|t| now >= t + 10_000))
+            .cloned()
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let data = wire::control(&Control::CompactProbes { id: self.me.clone() });
+        for id in due {
+            self.out.push(Effect::Send {
+                to: id.addr,
+                data: data.clone(),
+            });
+            self.told_at.insert(id, now);
+        }
     }
 
     /// Frames one foca packet: pings and acks to members that know us go
@@ -424,7 +467,7 @@ impl Membership {
             Message::Ack(n) => (true, n),
             _ => return (wire::swim(data), false),
         };
-        if !self.knows_me.contains(to) || h.src != self.me {
+        if !self.knows_me.contains(to) || !self.compact.contains(to) || h.src != self.me {
             return (wire::swim(data), false);
         }
         let p = wire::Probe {
@@ -469,6 +512,9 @@ impl Membership {
                     // Nobody knows the new identity yet.
                     self.me = id;
                     self.knows_me.clear();
+                    self.told_at.clear();
+                    // foca starts the new identity at incarnation 0.
+                    self.incarnation = None;
                 }
                 OwnedNotification::DataSent(h) => {
                     let inc = h.src_incarnation;
@@ -489,12 +535,14 @@ impl Membership {
     }
 
     /// The direct probe went unanswered and foca asked others to try: give
-    /// their answers one probe round trip, then let foca settle the probe
-    /// (Suspect if nobody answered) and start the next one, instead of
-    /// waiting out the rest of the probe period. A long period then costs
-    /// fewer bytes without slowing detection.
+    /// their answers two probe timeouts (the indirect path is two round
+    /// trips), then let foca settle the probe (Suspect if nobody answered)
+    /// and start the next one, instead of waiting out the rest of the probe
+    /// period. A long period then costs fewer bytes without slowing
+    /// detection.
     fn settle_probe_early(&mut self, now: u64) {
-        let due = now + self.health.scale(self.cfg.probe_rtt_ms);
+        // The indirect path is two round trips: ping-req, ping, ack, forwarded ack.
+        let due = now + self.health.scale(2 * self.cfg.probe_rtt_ms);
         let pending = self
             .timers
             .iter()

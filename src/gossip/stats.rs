@@ -129,6 +129,7 @@ pub fn kind(data: &[u8]) -> &'static str {
         Some(Datagram::Control(wire::Control::Meta { .. })) => "meta",
         Some(Datagram::Control(wire::Control::Leaving { .. })) => "leaving",
         Some(Datagram::Control(wire::Control::Digest { .. })) => "digest",
+        Some(Datagram::Control(wire::Control::CompactProbes { .. })) => "compact-probes",
         Some(Datagram::Sync(_)) => "sync",
         Some(Datagram::Probe(p)) if p.ack => "ack",
         Some(Datagram::Probe(_)) => "ping",

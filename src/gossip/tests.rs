@@ -28,6 +28,12 @@ struct Sim {
     downs: Vec<(u64, usize, String)>,
     /// Messages sent, by kind.
     sent: BTreeMap<&'static str, u64>,
+    /// Members standing in for a build without compact frames: what they
+    /// would drop (`CompactProbes` to them) is dropped, and they never say
+    /// they read compact frames.
+    legacy: BTreeSet<usize>,
+    /// Compact frames sent to a legacy member.
+    compact_to_legacy: u64,
 }
 
 fn meta() -> NodeMeta {
@@ -64,6 +70,8 @@ impl Sim {
             slow: BTreeSet::new(),
             downs: Vec::new(),
             sent: BTreeMap::new(),
+            legacy: BTreeSet::new(),
+            compact_to_legacy: 0,
         };
         for i in 0..n {
             sim.nodes.push(None);
@@ -95,8 +103,16 @@ impl Sim {
         for e in fx {
             match e {
                 Effect::Send { to, data } => {
-                    *self.sent.entry(super::stats::kind(&data)).or_default() += 1;
+                    let kind = super::stats::kind(&data);
+                    *self.sent.entry(kind).or_default() += 1;
                     let Some(&to) = self.by_addr.get(&to) else { continue };
+                    let legacy = self.legacy.contains(&from) || self.legacy.contains(&to);
+                    if legacy && kind == "compact-probes" {
+                        continue;
+                    }
+                    if self.legacy.contains(&to) && matches!(kind, "ping" | "ack") {
+                        self.compact_to_legacy += 1;
+                    }
                     let cut = self.cut.contains(&from) != self.cut.contains(&to);
                     if cut || self.rng.random_bool(self.loss) {
                         continue;
@@ -199,9 +215,10 @@ fn converged(n: usize, seed: u64) -> Sim {
 fn five_members_converge_then_a_crash_is_down_everywhere_within_swims_bound() {
     // Every member probes every other once per round of n - 1 periods, so
     // the crashed one is probed within 4 periods; then the ack wait, the
-    // indirect probes' wait, the suspicion and a few gossip rounds.
+    // indirect probes' wait (two round trips), the suspicion and a few
+    // gossip rounds.
     let cfg = GossipConfig::default();
-    let bound = 4 * cfg.probe_period_ms + 2 * cfg.probe_rtt_ms + cfg.suspicion_ms(5) + 3 * cfg.gossip_every_ms;
+    let bound = 4 * cfg.probe_period_ms + 3 * cfg.probe_rtt_ms + cfg.suspicion_ms(5) + 3 * cfg.gossip_every_ms;
     for seed in 1..9 {
         let mut sim = converged(5, seed);
         sim.nodes[3] = None;
@@ -320,4 +337,22 @@ fn a_quiet_cluster_probes_in_compact_frames_and_syncs_by_digest() {
     sim.until(5_000, |s| all_see(s, 2, NodeStatus::Ready)).expect("restart not Ready");
     sim.until(5_000, |s| (0..5).all(|i| s.ready_count(i) == 5))
         .expect("restarted member does not see all");
+}
+
+#[test]
+fn a_member_that_never_says_it_reads_compact_frames_gets_foca_frames() {
+    // As in a rolling upgrade: member 0 runs a build that drops the compact
+    // frames and the message announcing them.
+    let mut sim = Sim::new(5, 11);
+    sim.legacy.insert(0);
+    sim.until(5_000, |s| (0..5).all(|i| s.ready_count(i) == 5))
+        .expect("did not converge");
+    sim.run(30_000);
+    assert_eq!(sim.compact_to_legacy, 0, "{:?}", sim.sent);
+    assert!(
+        sim.sent.get("ping").copied().unwrap_or(0) > 50,
+        "the others use compact frames: {:?}",
+        sim.sent
+    );
+    assert!(sim.downs.is_empty(), "false Down: {:?}", sim.downs);
 }

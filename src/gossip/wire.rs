@@ -72,6 +72,12 @@ pub enum Control {
         /// The member.
         id: MemberId,
     },
+    /// "I read compact probe frames": sent to a member once it knows our
+    /// identity, so a node built before them is never sent one.
+    CompactProbes {
+        /// The sender.
+        id: MemberId,
+    },
     /// Anti-entropy in a quiet cluster: a hash of the sender's whole view.
     /// A receiver whose view hashes differently answers with a full
     /// [`Sync`], so converged members exchange one datagram, not two views.

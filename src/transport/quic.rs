@@ -130,32 +130,11 @@ pub fn server(bind: SocketAddr, ca_pem: &str, id: &Identity) -> Result<quinn::En
     // A reset key derived from the node key: after a restart the node can
     // still reset its peers' stale connections, so they redial at once.
     let mut endpoint_config = quinn::EndpointConfig::default();
-    endpoint_config.cid_generator(|| Box::new(ShortCids));
     let seed = sha2::Sha256::digest([b"shoal-stateless-reset".as_slice(), id.key.as_bytes()].concat());
     endpoint_config.reset_key(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &seed)));
     let bind_err = |source| TransportError::Bind { addr: bind, source };
     let socket = std::net::UdpSocket::bind(bind).map_err(bind_err)?;
     quinn::Endpoint::new(endpoint_config, Some(config), socket, Arc::new(quinn::TokioRuntime)).map_err(bind_err)
-}
-
-/// Connection IDs of 4 random bytes instead of quinn's 8. Every packet to
-/// the node carries one, and most gossip packets are under 100 bytes; a node
-/// holds at most a few hundred connections, and quinn draws again when a new
-/// ID collides with one in use.
-struct ShortCids;
-
-impl quinn::ConnectionIdGenerator for ShortCids {
-    fn generate_cid(&mut self) -> quinn::ConnectionId {
-        quinn::ConnectionId::new(&rand::random::<[u8; 4]>())
-    }
-
-    fn cid_len(&self) -> usize {
-        4
-    }
-
-    fn cid_lifetime(&self) -> Option<Duration> {
-        None
-    }
 }
 
 /// Client settings for gossip connections from this node to other nodes.
