@@ -411,7 +411,11 @@ impl Membership {
         }
         if !self.tags.contains_key(&p.src) {
             self.tags = self.foca.iter_membership_state().map(|m| (m.id().tag(), m.id().clone())).collect();
-            self.knows_me.retain(|id| self.tags.contains_key(&id.tag()));
+            // Identities foca forgot are forgotten here too.
+            let tags = &self.tags;
+            self.knows_me.retain(|id| tags.contains_key(&id.tag()));
+            self.compact.retain(|id| tags.contains_key(&id.tag()));
+            self.told_at.retain(|id, _| tags.contains_key(&id.tag()));
         }
         let src = self.tags.get(&p.src)?.clone();
         self.knows_me.insert(src.clone());
