@@ -5,7 +5,7 @@
 //! API and gossip share one UDP port.
 
 use super::core::{Effect, Membership};
-use super::stats::{self, Count, Frames, GossipStats, Udp};
+use super::stats::{self, Count, GossipStats, Traffic};
 use super::NodeView;
 use crate::daemon::shutdown::Shutdown;
 use bytes::Bytes;
@@ -134,9 +134,9 @@ struct Edge {
     /// Every gossip connection open now, by stable id (for its counters).
     open: HashMap<usize, quinn::Connection>,
     /// Counters of the connections already closed: sent, received, frames.
-    closed: (Udp, Udp, Frames),
+    closed: Traffic,
     /// What the core sent, by kind.
-    sent: std::collections::BTreeMap<String, Count>,
+    sent: std::collections::BTreeMap<&'static str, Count>,
 }
 
 /// Runs gossip until shutdown.
@@ -234,21 +234,19 @@ impl Edge {
     }
 
     fn stats(&self, core: &Membership, now: u64) -> GossipStats {
-        let (mut tx, mut rx, mut frames) = self.closed;
+        let mut t = self.closed;
         for c in self.open.values() {
-            let s = c.stats();
-            add(&mut tx, &mut rx, &s);
-            frames.add(&s);
+            t.add(&c.stats());
         }
         GossipStats {
             uptime_ms: now,
             members: core.nodes().len(),
             health: core.health(),
             connections: self.open.len(),
-            udp_tx: tx,
-            udp_rx: rx,
-            frames_tx: frames,
-            sent: self.sent.clone(),
+            udp_tx: t.tx,
+            udp_rx: t.rx,
+            frames_tx: t.frames,
+            sent: self.sent.iter().map(|(k, c)| (k.to_string(), *c)).collect(),
         }
     }
 
@@ -336,8 +334,7 @@ impl Edge {
             }
             ConnEvent::Closed(addr, id, s) => {
                 if self.open.remove(&id).is_some() {
-                    add(&mut self.closed.0, &mut self.closed.1, &s);
-                    self.closed.2.add(&s);
+                    self.closed.add(&s);
                 }
                 if let Some(p) = self.peers.get_mut(&addr) {
                     if p.conn.as_ref().is_some_and(|c| c.stable_id() == id) {
@@ -394,11 +391,4 @@ impl Edge {
 /// True if the connection's peer presented a node certificate.
 pub fn is_node(conn: &quinn::Connection) -> bool {
     crate::transport::quic::peer_name(conn).is_some_and(|n| n.starts_with(crate::transport::pki::NODE_CN_PREFIX))
-}
-
-fn add(tx: &mut Udp, rx: &mut Udp, s: &quinn::ConnectionStats) {
-    tx.datagrams += s.udp_tx.datagrams;
-    tx.bytes += s.udp_tx.bytes;
-    rx.datagrams += s.udp_rx.datagrams;
-    rx.bytes += s.udp_rx.bytes;
 }

@@ -57,9 +57,30 @@ pub struct Frames {
     pub mtu_probes: u64,
 }
 
-impl Frames {
+/// One or many connections' counters: sent, received, frames sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Traffic {
+    /// UDP sent.
+    pub tx: Udp,
+    /// UDP received.
+    pub rx: Udp,
+    /// QUIC frames sent.
+    pub frames: Frames,
+}
+
+impl Traffic {
     /// Adds one connection's counters.
     pub fn add(&mut self, s: &quinn::ConnectionStats) {
+        self.tx.datagrams += s.udp_tx.datagrams;
+        self.tx.bytes += s.udp_tx.bytes;
+        self.rx.datagrams += s.udp_rx.datagrams;
+        self.rx.bytes += s.udp_rx.bytes;
+        self.frames.add(s);
+    }
+}
+
+impl Frames {
+    fn add(&mut self, s: &quinn::ConnectionStats) {
         self.packets += s.path.sent_packets;
         self.acks += s.frame_tx.acks;
         self.datagrams += s.frame_tx.datagram;
@@ -99,9 +120,9 @@ impl GossipStats {
     }
 }
 
-/// Adds one sent message to `sent`.
-pub fn count(sent: &mut BTreeMap<String, Count>, data: &[u8]) {
-    let c = sent.entry(kind(data).to_string()).or_default();
+/// Adds one sent message to `sent` (no allocation: kinds are static).
+pub fn count(sent: &mut BTreeMap<&'static str, Count>, data: &[u8]) {
+    let c = sent.entry(kind(data)).or_default();
     c.messages += 1;
     c.bytes += data.len() as u64;
 }
