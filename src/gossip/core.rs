@@ -4,6 +4,7 @@
 
 use super::config::GossipConfig;
 use super::health::{LocalHealth, LATE_MS};
+use super::order;
 use super::wire::{self, Control, Datagram};
 use super::{MemberId, NodeMeta, NodeStatus, NodeView};
 use foca::{AccumulatingRuntime, Codec, Foca, Header, Message, NoCustomBroadcast, OwnedNotification, PostcardCodec, State, Timer};
@@ -69,6 +70,9 @@ pub struct Membership {
     told_at: HashMap<MemberId, u64>,
     /// [`MemberId::tag`] of every member, for compact frames.
     tags: HashMap<u32, MemberId>,
+    /// The wall clock minus `now` (ms): probes start on the wall clock's
+    /// period boundaries, in the order of [`super::order`].
+    wall_offset: u64,
     rng: SmallRng,
     out: Vec<Effect>,
 }
@@ -103,6 +107,7 @@ impl Membership {
             compact: HashSet::new(),
             told_at: HashMap::new(),
             tags: HashMap::new(),
+            wall_offset: 0,
             rng: SmallRng::seed_from_u64(rng_seed ^ 0x5_4041),
             out: Vec::new(),
         };
@@ -114,6 +119,13 @@ impl Membership {
     /// This node's identity (it changes on rejoin).
     pub fn me(&self) -> &MemberId {
         &self.me
+    }
+
+    /// Tells the core the wall clock (ms since the epoch) at `now`, so that
+    /// members agree on when probe periods start. Without it, `now` itself
+    /// is taken as the wall clock (as in a simulation on one virtual clock).
+    pub fn set_wall_clock(&mut self, wall_ms: u64, now: u64) {
+        self.wall_offset = wall_ms.wrapping_sub(now);
     }
 
     /// The local health score (0 = healthy).
@@ -237,8 +249,11 @@ impl Membership {
             let timer = entry.remove();
             let late = now - due;
             self.health.timer_fired(late);
-            if late < LATE_MS && matches!(timer, Timer::ProbeRandomMember(_)) {
-                self.health.probe_period_ok();
+            if matches!(timer, Timer::ProbeRandomMember(_)) {
+                if late < LATE_MS {
+                    self.health.probe_period_ok();
+                }
+                self.choose_probe(due);
             }
             if !self.leaving {
                 let _ = self.foca.handle_timer(timer, &mut self.rt);
@@ -497,16 +512,20 @@ impl Membership {
         }
         while let Some((after, timer)) = self.rt.to_schedule() {
             let ms = after.as_millis() as u64;
-            let ms = match timer {
+            let due = match timer {
                 // As memberlist does: local health stretches the probe interval
                 // and timeout, never the suspicion timeout. A suspicion that
                 // outlived a partition would otherwise hold a healthy member
                 // Suspect for seconds after the heal.
-                Timer::ProbeRandomMember(_) | Timer::SendIndirectProbe { .. } => self.health.scale(ms),
-                _ => ms,
+                Timer::ProbeRandomMember(_) if self.health.scale(ms) == ms => {
+                    let gap = 2 * self.cfg.probe_rtt_ms;
+                    order::aligned_due(now, ms, self.cfg.probe_period_ms, self.wall_offset, gap)
+                }
+                Timer::ProbeRandomMember(_) | Timer::SendIndirectProbe { .. } => now + self.health.scale(ms),
+                _ => now + ms,
             };
             self.seq += 1;
-            self.timers.insert((now + ms, self.seq), timer);
+            self.timers.insert((due, self.seq), timer);
         }
         while let Some(n) = self.rt.to_notify() {
             match n {
@@ -535,6 +554,19 @@ impl Membership {
                 OwnedNotification::ProbeFailed(_, _) => self.health.probe_failed(now, 3 * self.cfg.probe_period_ms),
                 _ => {}
             }
+        }
+    }
+
+    /// A probe starting on a period boundary goes to this period's member
+    /// in the agreed order; any other (one that settles a failed probe
+    /// early, or one stretched by local health) to foca's round-robin.
+    fn choose_probe(&mut self, due: u64) {
+        let Some(k) = order::period_at(due, self.cfg.probe_period_ms, self.wall_offset) else {
+            return;
+        };
+        let members = self.foca.iter_members().map(|m| m.id());
+        if let Some(t) = order::target(&self.me, members, k).cloned() {
+            self.foca.probe_next(t);
         }
     }
 

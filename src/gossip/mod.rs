@@ -4,6 +4,7 @@
 //! ```text
 //! config.rs  timers (probe 900 ms, suspicion from the cluster size, ...)
 //! core.rs    Membership: handle_datagram / handle_tick / leave (input, now) -> [Effect]
+//! order.rs   the probe order all members agree on (a rotation per wall-clock period)
 //! wire.rs    datagram = tag + foca packet | compact ping/ack | Control{Hello, Meta, Leaving, Digest}
 //! health.rs  local health multiplier (stretches our own timeouts when we are slow)
 //! net.rs     the edge: one QUIC connection per peer (mTLS, ALPN shoal-gossip), timers
@@ -17,6 +18,7 @@ pub mod health;
 pub mod hollow;
 pub mod identity;
 pub mod net;
+mod order;
 pub mod stats;
 pub mod wire;
 

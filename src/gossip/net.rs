@@ -11,7 +11,7 @@ use crate::daemon::shutdown::Shutdown;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info};
@@ -170,6 +170,11 @@ pub async fn run(deps: GossipDeps) {
         closed: Default::default(),
         sent: Default::default(),
     };
+    // Probe periods start on the wall clock's boundaries, shared by members
+    // whose clocks are in sync (NTP); the core keeps to `now` otherwise.
+    if let Ok(wall) = SystemTime::now().duration_since(UNIX_EPOCH) {
+        core.set_wall_clock(wall.as_millis() as u64, now());
+    }
     let fx = core.start(now());
     edge.apply(fx, now());
     loop {

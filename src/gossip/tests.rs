@@ -34,6 +34,8 @@ struct Sim {
     legacy: BTreeSet<usize>,
     /// Compact frames sent to a legacy member.
     compact_to_legacy: u64,
+    /// Pings (compact or foca's) by probe period and the member probed.
+    pings: BTreeMap<(u64, usize), u32>,
 }
 
 fn meta() -> NodeMeta {
@@ -72,6 +74,7 @@ impl Sim {
             sent: BTreeMap::new(),
             legacy: BTreeSet::new(),
             compact_to_legacy: 0,
+            pings: BTreeMap::new(),
         };
         for i in 0..n {
             sim.nodes.push(None);
@@ -106,6 +109,10 @@ impl Sim {
                     let kind = super::stats::kind(&data);
                     *self.sent.entry(kind).or_default() += 1;
                     let Some(&to) = self.by_addr.get(&to) else { continue };
+                    if matches!(kind, "ping" | "ping-full") {
+                        let period = self.now / GossipConfig::default().probe_period_ms;
+                        *self.pings.entry((period, to)).or_default() += 1;
+                    }
                     let legacy = self.legacy.contains(&from) || self.legacy.contains(&to);
                     if legacy && kind == "compact-probes" {
                         continue;
@@ -212,15 +219,17 @@ fn converged(n: usize, seed: u64) -> Sim {
 }
 
 #[test]
-fn five_members_converge_then_a_crash_is_down_everywhere_within_swims_bound() {
-    // Every member probes every other once per round of n - 1 periods, so
-    // the crashed one is probed within 4 periods; then the ack wait, the
+fn five_members_converge_then_a_crash_is_down_everywhere_within_one_period_and_the_suspicion() {
+    // Every member is probed once per period (the agreed order), so the
+    // crashed one is probed within a period; then the ack wait, the
     // indirect probes' wait (two round trips), the suspicion and a few
-    // gossip rounds.
+    // gossip rounds. SWIM's own round-robin needs up to 4 periods here.
     let cfg = GossipConfig::default();
-    let bound = 4 * cfg.probe_period_ms + 3 * cfg.probe_rtt_ms + cfg.suspicion_ms(5) + 3 * cfg.gossip_every_ms;
-    for seed in 1..9 {
+    let bound = cfg.probe_period_ms + 3 * cfg.probe_rtt_ms + cfg.suspicion_ms(5) + 3 * cfg.gossip_every_ms;
+    for seed in 1..17 {
         let mut sim = converged(5, seed);
+        // Crash at any point of a probe period.
+        sim.run(seed * 53 % cfg.probe_period_ms);
         sim.nodes[3] = None;
         let t = sim
             .until(10_000, |s| all_see(s, 3, NodeStatus::Down))
@@ -235,6 +244,23 @@ fn five_members_converge_then_a_crash_is_down_everywhere_within_swims_bound() {
     sim.boot(3, 2);
     sim.until(3_000, |s| all_see(s, 3, NodeStatus::Ready)).expect("restart not Ready");
     assert_eq!(sim.nodes[3].as_ref().unwrap().me().name, name(3));
+}
+
+#[test]
+fn in_a_quiet_cluster_every_member_is_probed_once_per_period() {
+    let mut sim = converged(7, 3);
+    let p = GossipConfig::default().probe_period_ms;
+    sim.pings.clear();
+    let first = sim.now / p + 1;
+    sim.run(30 * p);
+    let last = sim.now / p;
+    for period in first..last {
+        for m in 0..7 {
+            let n = sim.pings.get(&(period, m)).copied().unwrap_or(0);
+            assert_eq!(n, 1, "member {m} probed {n} times in period {period}: {:?}", sim.pings);
+        }
+    }
+    assert!(sim.downs.is_empty(), "false Down: {:?}", sim.downs);
 }
 
 #[test]
