@@ -6,6 +6,7 @@
 #   bench/cluster.sh soak     # 5 Shoal nodes idle for SOAK_SECS (600), counting Down/Suspect marks
 #   bench/cluster.sh join     # N-1 nodes up; REPS times: join host N (join + agent start) until all see N
 #   bench/cluster.sh gossip   # N nodes idle: gossip's own bytes per node over IDLE_SECS (60), from `shoal info`
+#   bench/cluster.sh kill     # kill -9 x REPS as the kit's stage, but each at a random point of the probe period
 # Env: N (5), REPS (10), SHOAL (target/release/shoal), KIT (../shared/bench/cluster).
 # Results: $PEER_STATE/results/{own_N5_shoal,serf_N5}.{tsv,summary}; soak prints its counts.
 set -u
@@ -43,7 +44,7 @@ case ${1:-} in
   serf)
     "$KIT/setup.sh" >/dev/null
     STAGES=${STAGES:-"formation idle kill partition"} "$KIT/serf.sh" ;;
-  soak | join | gossip)
+  soak | join | gossip | kill)
     SOAK_SECS=${SOAK_SECS:-600}
     . "$KIT/lib.sh"
     trap 'peer_teardown >/dev/null 2>&1; rm -rf "$PEER_STATE/own"' EXIT
@@ -74,6 +75,30 @@ case ${1:-} in
         ip netns exec "$(peer_ns "$N")" "$SHOAL" leave --data-dir "$PEER_STATE/own/h$N" >/dev/null
         sleep 1; peer_kill "own-h$N" KILL; sleep 1
       done
+      exit 0
+    fi
+    if [[ $1 == kill ]]; then
+      # The kit's kill stage sleeps a fixed 5 s after the last victim is back,
+      # so its kills all fall at about one phase of the probe periods (which
+      # start on the wall clock's 900-ms boundaries). Here each kill comes
+      # 3-4 s after, at a random phase, which is printed.
+      export V
+      : > "$PEER_STATE/own/kill.tsv"
+      for ((r = 1; r <= REPS; r++)); do
+        V=$((2 + (r - 1) % (N - 1)))
+        sleep "$(awk -v r="$RANDOM" 'BEGIN{printf "%.3f", 3 + r % 1000 / 1000}')"
+        t0=$EPOCHREALTIME
+        kill -9 "$(peer_pid "own-h$V")"
+        res=$(peer_until "$t0" 30 0.1 "$OWN_SEES_FAILED" $(seq 1 "$N" | grep -vx "$V"))
+        phase=$(awk -v t="$t0" 'BEGIN{printf "%d", (t * 1000) % 900}')
+        echo "kill r$r victim h$V at phase $phase ms: first/all/seen/total=$res"
+        echo "$res" >> "$PEER_STATE/own/kill.tsv"
+        peer_kill "own-h$V" KILL
+        I=$V IP=$(peer_ip "$V") DATA=$PEER_STATE/own/h$V peer_spawn "own-h$V" "$V" "$PEER_STATE/own/h$V.log" \
+          env SHOAL_LOG=info bash -c "$OWN_START" >/dev/null
+        peer_until "$EPOCHREALTIME" 30 0.2 "$OWN_SEES_ALL" $(seq 1 "$N") >/dev/null
+      done
+      sort -n -k2 "$PEER_STATE/own/kill.tsv" | awk '{a[NR]=$2} END{printf "kill -> all survivors see Down, %d runs: median %.3f s, max %.3f s\n", NR, (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2), a[NR]}'
       exit 0
     fi
     if [[ $1 == gossip ]]; then

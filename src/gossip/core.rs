@@ -13,6 +13,10 @@ use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 
+/// How far the wall clock must move against `now` before probe periods
+/// follow it.
+const WALL_STEP_MS: u64 = 100;
+
 /// What the core asks of the edge.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
@@ -124,8 +128,13 @@ impl Membership {
     /// Tells the core the wall clock (ms since the epoch) at `now`, so that
     /// members agree on when probe periods start. Without it, `now` itself
     /// is taken as the wall clock (as in a simulation on one virtual clock).
+    /// Only a step of the wall clock moves the boundaries: readings that
+    /// differ by a millisecond or NTP's slewing leave them where they are.
     pub fn set_wall_clock(&mut self, wall_ms: u64, now: u64) {
-        self.wall_offset = wall_ms.wrapping_sub(now);
+        let offset = wall_ms.wrapping_sub(now);
+        if offset.abs_diff(self.wall_offset) > WALL_STEP_MS {
+            self.wall_offset = offset;
+        }
     }
 
     /// The local health score (0 = healthy).

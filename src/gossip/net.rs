@@ -171,10 +171,14 @@ pub async fn run(deps: GossipDeps) {
         sent: Default::default(),
     };
     // Probe periods start on the wall clock's boundaries, shared by members
-    // whose clocks are in sync (NTP); the core keeps to `now` otherwise.
-    if let Ok(wall) = SystemTime::now().duration_since(UNIX_EPOCH) {
-        core.set_wall_clock(wall.as_millis() as u64, now());
-    }
+    // whose clocks are in sync (NTP). Told again at every tick: a board
+    // without a real-time clock may start before NTP has set the time.
+    let wall_clock = |core: &mut Membership, now: u64| {
+        if let Ok(wall) = SystemTime::now().duration_since(UNIX_EPOCH) {
+            core.set_wall_clock(wall.as_millis() as u64, now);
+        }
+    };
+    wall_clock(&mut core, now());
     let fx = core.start(now());
     edge.apply(fx, now());
     loop {
@@ -204,6 +208,7 @@ pub async fn run(deps: GossipDeps) {
             }
             Some(ev) = ev_rx.recv() => edge.event(ev, now()),
             _ = tokio::time::sleep_until(start + Duration::from_millis(wake)) => {
+                wall_clock(&mut core, now());
                 let fx = core.handle_tick(now());
                 edge.apply(fx, now());
             }

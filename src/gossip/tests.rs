@@ -36,6 +36,10 @@ struct Sim {
     compact_to_legacy: u64,
     /// Pings (compact or foca's) by probe period and the member probed.
     pings: BTreeMap<(u64, usize), u32>,
+    /// Give each member, before each tick, a wall clock a whole number of
+    /// probe periods ahead of `now`, read with 0-2 ms of jitter (as the edge
+    /// reads two clocks one after the other).
+    wall: bool,
 }
 
 fn meta() -> NodeMeta {
@@ -75,6 +79,7 @@ impl Sim {
             legacy: BTreeSet::new(),
             compact_to_legacy: 0,
             pings: BTreeMap::new(),
+            wall: false,
         };
         for i in 0..n {
             sim.nodes.push(None);
@@ -110,7 +115,9 @@ impl Sim {
                     *self.sent.entry(kind).or_default() += 1;
                     let Some(&to) = self.by_addr.get(&to) else { continue };
                     if matches!(kind, "ping" | "ping-full") {
-                        let period = self.now / GossipConfig::default().probe_period_ms;
+                        // The period whose start is nearest (clocks may be a few ms apart).
+                        let p = GossipConfig::default().probe_period_ms;
+                        let period = (self.now + p / 2) / p;
                         *self.pings.entry((period, to)).or_default() += 1;
                     }
                     let legacy = self.legacy.contains(&from) || self.legacy.contains(&to);
@@ -164,7 +171,11 @@ impl Sim {
                     due || self.now % 100 == 0
                 };
                 if tick {
+                    let jitter = if self.wall { self.rng.random_range(0..3) } else { 0 };
                     if let Some(m) = self.nodes[i].as_mut() {
+                        if self.wall {
+                            m.set_wall_clock(self.now + 10_000 * 900 + jitter, self.now);
+                        }
                         let fx = m.handle_tick(self.now);
                         self.effects(i, fx);
                     }
@@ -250,10 +261,12 @@ fn five_members_converge_then_a_crash_is_down_everywhere_within_one_period_and_t
 fn in_a_quiet_cluster_every_member_is_probed_once_per_period() {
     let mut sim = converged(7, 3);
     let p = GossipConfig::default().probe_period_ms;
+    sim.wall = true;
+    sim.run(2 * p);
     sim.pings.clear();
-    let first = sim.now / p + 1;
+    let first = (sim.now + p / 2) / p + 1;
     sim.run(30 * p);
-    let last = sim.now / p;
+    let last = (sim.now + p / 2) / p;
     for period in first..last {
         for m in 0..7 {
             let n = sim.pings.get(&(period, m)).copied().unwrap_or(0);
