@@ -7,12 +7,12 @@
 #   bench/cluster.sh join     # N-1 nodes up; REPS times: join host N (join + agent start) until all see N
 #   bench/cluster.sh gossip   # N nodes idle: gossip's own bytes per node over IDLE_SECS (60), from `shoal info`
 #   bench/cluster.sh kill     # kill -9 x REPS as the kit's stage, but each at a random point of the probe period
-# Env: N (5), REPS (10), SHOAL (target/release/shoal), KIT (../shared/bench/cluster).
+# Env: N (5), REPS (10), SHOAL ($CARGO_TARGET_DIR or target, then /release/shoal), KIT (../shared/bench/cluster).
 # Results: $PEER_STATE/results/{own_N5_shoal,serf_N5}.{tsv,summary}; soak prints its counts.
 set -u
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 KIT=${KIT:-$(cd "$HERE/../shared/bench/cluster" && pwd)}
-export SHOAL=${SHOAL:-$HERE/target/release/shoal}
+export SHOAL=${SHOAL:-${CARGO_TARGET_DIR:-$HERE/target}/release/shoal}
 export N=${N:-5} REPS=${REPS:-10}
 export PEER_STATE=${PEER_STATE:-/tmp/peer-cluster}
 [[ -x $SHOAL ]] || { echo "build first: cargo build --release" >&2; exit 1; }

@@ -26,7 +26,7 @@
 #             10,000 pods, the pure function), built once, SCHED_REPS runs of the test binary.
 # Env: STAGES, REPS (10), BENCH_N (1000), CONCS ("64"), IDLE_SECS (300), SCHED_REPS (5),
 #      BACKLOGS ("1000 5000"),
-#      SETTLE (5), ETCD (1; 0 skips the etcd side), SHOAL (target/release/shoal),
+#      SETTLE (5), ETCD (1; 0 skips the etcd side), SHOAL ($CARGO_TARGET_DIR or target, then /release/shoal),
 #      KIT (../shared/bench/cluster), PEER_STATE (/tmp/peer-cluster).
 # Needs: `cargo build --release` first; etcd, etcdctl, nft, python venv from $KIT/setup.sh (run
 # here when etcd or nft is missing); jq.
@@ -40,7 +40,7 @@
 set -u
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 KIT=${KIT:-$(cd "$HERE/../shared/bench/cluster" && pwd)}
-export SHOAL=${SHOAL:-$HERE/target/release/shoal}
+export SHOAL=${SHOAL:-${CARGO_TARGET_DIR:-$HERE/target}/release/shoal}
 export PEER_STATE=${PEER_STATE:-/tmp/peer-cluster}
 STAGES=${STAGES:-failover latency backlog idle scheduler}
 REPS=${REPS:-10}
