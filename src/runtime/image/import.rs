@@ -4,6 +4,7 @@
 //! Entries are streamed into `tmp/` while hashed; nothing reaches `blobs/` or
 //! `layers/` before every digest was checked.
 
+use super::platform::{self, Platform};
 use super::store::{io_err, ImageError, ImageStore};
 use super::unpack::{safe_relative, unpack_layer};
 use super::ImageRef;
@@ -231,14 +232,8 @@ fn oci_layout(st: &Staging) -> Result<Vec<Candidate>, ImageError> {
         // A nested index (multi-platform): pick this node's platform.
         let (digest, bytes) = if desc.media_type().to_string().contains("index") {
             let nested = ImageIndex::from_reader(&bytes[..]).map_err(|e| ImageError::Archive(format!("{digest}: {e}")))?;
-            let Some(m) = nested.manifests().iter().find(|m| {
-                m.platform()
-                    .as_ref()
-                    .map(|p| p.architecture().to_string() == host_arch())
-                    .unwrap_or(true)
-            }) else {
-                continue;
-            };
+            let m =
+                platform::choose(&Platform::host(), nested.manifests()).map_err(|e| ImageError::Archive(format!("{reference}: {e}")))?;
             let d = m.digest().to_string();
             let b = std::fs::read(&st.blob(&d)?.path).map_err(|e| ImageError::Archive(e.to_string()))?;
             (d, b)

@@ -1,5 +1,5 @@
-//! Images: references, the content-addressed store, archive import, and
-//! layer unpacking.
+//! Images: references, the content-addressed store, archive import, the
+//! platform an index entry is for, and layer unpacking.
 //!
 //! ```text
 //! DATA/images/blobs/sha256/<hex>    every blob, verified against its digest
@@ -8,6 +8,7 @@
 //! ```
 
 mod import;
+pub mod platform;
 mod reference;
 mod store;
 pub mod unpack;
