@@ -1,5 +1,6 @@
 //! Images: references, the content-addressed store, archive import, the
-//! platform an index entry is for, and layer unpacking.
+//! platform an index entry is for, the node's registry settings, and layer
+//! unpacking.
 //!
 //! ```text
 //! DATA/images/blobs/sha256/<hex>    every blob, verified against its digest
@@ -10,6 +11,7 @@
 mod import;
 pub mod platform;
 mod reference;
+pub mod registries;
 mod store;
 pub mod unpack;
 
