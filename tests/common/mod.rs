@@ -333,4 +333,5 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 pub mod netns;
+pub mod registry;
 pub mod workload;

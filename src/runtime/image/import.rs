@@ -186,12 +186,14 @@ fn host_arch() -> &'static str {
     }
 }
 
-struct Candidate {
-    references: Vec<String>,
-    manifest: Option<(String, Vec<u8>)>,
-    config: (String, Vec<u8>),
-    layers: Vec<(String, PathBuf, u64)>,
-    diff_ids: Vec<String>,
+/// One image ready to go into the store: its names, manifest, config and
+/// verified layer files.
+pub(super) struct Candidate {
+    pub(super) references: Vec<String>,
+    pub(super) manifest: Option<(String, Vec<u8>)>,
+    pub(super) config: (String, Vec<u8>),
+    pub(super) layers: Vec<(String, PathBuf, u64)>,
+    pub(super) diff_ids: Vec<String>,
 }
 
 /// Imports every image of the archive; returns the records to store.
@@ -330,7 +332,7 @@ fn place_blob(store: &ImageStore, digest: &str, from: &Path) -> Result<(), Image
     Ok(())
 }
 
-fn commit(store: &ImageStore, c: Candidate) -> Result<Vec<ImageRecord>, ImageError> {
+pub(super) fn commit(store: &ImageStore, c: Candidate) -> Result<Vec<ImageRecord>, ImageError> {
     let arch = ImageConfiguration::from_reader(&c.config.1[..])
         .map(|cfg| cfg.architecture().to_string())
         .unwrap_or_default();

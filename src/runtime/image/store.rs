@@ -75,7 +75,9 @@ pub struct ResolvedImage {
     pub layers: Vec<PathBuf>,
 }
 
-/// The content-addressed store of blobs and unpacked layers.
+/// The content-addressed store of blobs and unpacked layers (a handle:
+/// clones share it).
+#[derive(Clone)]
 pub struct ImageStore {
     root: PathBuf,
     db: Arc<Store>,
@@ -119,7 +121,12 @@ impl ImageStore {
     /// Imports an OCI image-layout or `docker save` archive (optionally gzip).
     pub fn import(&self, archive: &Path) -> Result<Vec<ImageInfo>, ImageError> {
         let records = import::import_archive(self, archive)?;
-        for r in &records {
+        self.put(&records)
+    }
+
+    /// Records images whose blobs and layers are in place.
+    pub(super) fn put(&self, records: &[ImageRecord]) -> Result<Vec<ImageInfo>, ImageError> {
+        for r in records {
             self.db.put_image(r)?;
         }
         Ok(records.iter().map(info).collect())

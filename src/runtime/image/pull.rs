@@ -1,0 +1,290 @@
+//! `pull`: an image from a registry into the store, through oci-client.
+//! The endpoints come from registries.yaml (mirrors first, the registry
+//! itself last); the first that serves the manifest is used. An index gives
+//! this node's entry ([`super::platform`]); each layer streams to a file
+//! under `tmp/` (oci-client checks its digest at the end of the stream) and
+//! goes into the store as an import's would, unpacked once with the same
+//! checks. A pull cut off leaves only `tmp/` files, cleared on start.
+
+use super::import::{commit, Candidate};
+use super::platform::{self, Platform};
+use super::registries::{Auth, Endpoint, Registries, Scheme};
+use super::store::{ImageError, ImageStore};
+use super::ImageRef;
+use crate::api::wire::ImageInfo;
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::manifest::{IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
+
+/// Why a pull failed (the reason a pod's `ErrImagePull` shows).
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The reference did not parse.
+    #[error(transparent)]
+    Reference(#[from] super::RefError),
+    /// Every endpoint failed; the last one's reason (earlier ones are in
+    /// `tried`).
+    #[error("pull {image}: {reason}{}", if tried.is_empty() { String::new() } else { format!(" (also tried: {})", tried.join("; ")) })]
+    Failed {
+        /// The image as given.
+        image: String,
+        /// The last endpoint's failure.
+        reason: String,
+        /// `endpoint: reason` for the endpoints before it.
+        tried: Vec<String>,
+    },
+    /// No entry of the image's index runs here.
+    #[error("pull {image}: {source}")]
+    Platform {
+        /// The image.
+        image: String,
+        /// What the index offers.
+        source: platform::NoMatchingPlatform,
+    },
+    /// The store refused what arrived (digest, unpacking, disk).
+    #[error("pull {image}: {source}")]
+    Store {
+        /// The image.
+        image: String,
+        /// Why.
+        source: ImageError,
+    },
+}
+
+/// Credentials given with the pull (a pod's `imagePullSecrets`): they win
+/// over registries.yaml's for the registry they name.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// Basic auth user and password.
+    pub basic: Option<(String, String)>,
+}
+
+/// Pulls `image` into `store`; returns what was stored.
+pub async fn pull(store: &ImageStore, registries: &Registries, image: &str, creds: &Credentials) -> Result<Vec<ImageInfo>, PullError> {
+    let r = ImageRef::parse(image)?;
+    let mut tried = Vec::new();
+    let endpoints = registries.endpoints(&r.domain, &r.path);
+    let last = endpoints.len() - 1;
+    for (i, ep) in endpoints.into_iter().enumerate() {
+        match fetch(store, &ep, &r, creds).await {
+            Ok(c) => {
+                let store2 = store.clone();
+                let stored = tokio::task::spawn_blocking(move || store2.add(c)).await.expect("store task");
+                return stored.map_err(|source| PullError::Store {
+                    image: image.into(),
+                    source,
+                });
+            }
+            Err(Fetch::Platform(source)) => {
+                return Err(PullError::Platform {
+                    image: image.into(),
+                    source,
+                })
+            }
+            Err(Fetch::Other(reason)) if i == last => {
+                return Err(PullError::Failed {
+                    image: image.into(),
+                    reason,
+                    tried,
+                })
+            }
+            Err(Fetch::Other(reason)) => tried.push(format!("{}: {reason}", ep.api())),
+        }
+    }
+    unreachable!("the registry itself is always an endpoint")
+}
+
+enum Fetch {
+    Platform(platform::NoMatchingPlatform),
+    Other(String),
+}
+
+impl<E: std::error::Error> From<E> for Fetch {
+    /// The error with its causes (a TLS failure is a cause of reqwest's
+    /// "error sending request").
+    fn from(e: E) -> Fetch {
+        let mut text = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            let more = c.to_string();
+            if !text.contains(&more) {
+                text = format!("{text}: {more}");
+            }
+            cause = c.source();
+        }
+        Fetch::Other(text)
+    }
+}
+
+/// A refusal, with whose credentials it came.
+fn refused(e: OciDistributionError, auth: &RegistryAuth) -> Fetch {
+    match e {
+        OciDistributionError::UnauthorizedError { .. } | OciDistributionError::AuthenticationFailure(_) => {
+            let who = match auth {
+                RegistryAuth::Basic(user, _) => format!("as user {user}"),
+                RegistryAuth::Bearer(_) => "with a token".into(),
+                RegistryAuth::Anonymous => {
+                    "without credentials (give the pod an imagePullSecret, or configs.<host>.auth in registries.yaml)".into()
+                }
+            };
+            Fetch::Other(format!("{e} ({who})"))
+        }
+        e => e.into(),
+    }
+}
+
+fn client(ep: &Endpoint) -> Result<Client, Fetch> {
+    // reqwest is built without a default crypto provider; ring is the one
+    // the rest of Shoal uses. A second install is refused, harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = ep.config.tls.clone().unwrap_or_default();
+    if tls.cert_file.is_some() || tls.key_file.is_some() {
+        return Err(Fetch::Other(format!(
+            "{}: client certificates (cert_file, key_file) are not supported yet",
+            ep.host
+        )));
+    }
+    if !ep.prefix.is_empty() {
+        return Err(Fetch::Other(format!("{}: a path before /v2 is not supported yet", ep.api())));
+    }
+    let mut extra = Vec::new();
+    if let Some(ca) = &tls.ca_file {
+        let data = std::fs::read(ca).map_err(|e| Fetch::Other(format!("ca_file {}: {e}", ca.display())))?;
+        extra.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data,
+        });
+    }
+    let config = ClientConfig {
+        protocol: match ep.scheme {
+            Scheme::Https => ClientProtocol::Https,
+            Scheme::Http => ClientProtocol::Http,
+        },
+        extra_root_certificates: extra,
+        accept_invalid_certificates: tls.insecure_skip_verify,
+        connect_timeout: Some(std::time::Duration::from_secs(10)),
+        read_timeout: Some(std::time::Duration::from_secs(30)),
+        ..Default::default()
+    };
+    Ok(Client::try_from(config)?)
+}
+
+fn auth(ep: &Endpoint, creds: &Credentials) -> Result<RegistryAuth, Fetch> {
+    if let Some((u, p)) = &creds.basic {
+        return Ok(RegistryAuth::Basic(u.clone(), p.clone()));
+    }
+    let Some(a) = &ep.config.auth else {
+        return Ok(RegistryAuth::Anonymous);
+    };
+    let Auth {
+        username,
+        password,
+        auth,
+        identitytoken,
+        token,
+    } = a;
+    if let (Some(u), Some(p)) = (username, password) {
+        return Ok(RegistryAuth::Basic(u.clone(), p.clone()));
+    }
+    if let Some(b64) = auth {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|e| Fetch::Other(format!("configs.{}.auth.auth: not base64: {e}", ep.host)))?;
+        let text = String::from_utf8(raw).unwrap_or_default();
+        let (u, p) = text
+            .split_once(':')
+            .ok_or_else(|| Fetch::Other(format!("configs.{}.auth.auth: not base64 of user:password", ep.host)))?;
+        return Ok(RegistryAuth::Basic(u.into(), p.into()));
+    }
+    if let Some(t) = token {
+        return Ok(RegistryAuth::Bearer(t.clone()));
+    }
+    if identitytoken.is_some() {
+        return Err(Fetch::Other(format!("configs.{}.auth.identitytoken is not supported yet", ep.host)));
+    }
+    Ok(RegistryAuth::Anonymous)
+}
+
+/// Manifest, config and layers of `r` from one endpoint.
+async fn fetch(store: &ImageStore, ep: &Endpoint, r: &ImageRef, creds: &Credentials) -> Result<Candidate, Fetch> {
+    let client = client(ep)?;
+    let auth = auth(ep, creds)?;
+    let reference = match (&r.digest, &r.tag) {
+        (Some(d), _) => Reference::with_digest(ep.host.clone(), ep.repository.clone(), d.clone()),
+        (None, tag) => Reference::with_tag(
+            ep.host.clone(),
+            ep.repository.clone(),
+            tag.clone().unwrap_or_else(|| "latest".into()),
+        ),
+    };
+    if !matches!(auth, RegistryAuth::Anonymous) {
+        // Up front, so a refused login says why instead of a bare 401 later.
+        client
+            .auth(&reference, &auth, RegistryOperation::Pull)
+            .await
+            .map_err(|e| refused(e, &auth))?;
+    }
+    let accept = [
+        OCI_IMAGE_INDEX_MEDIA_TYPE,
+        IMAGE_MANIFEST_LIST_MEDIA_TYPE,
+        OCI_IMAGE_MEDIA_TYPE,
+        IMAGE_MANIFEST_MEDIA_TYPE,
+    ];
+    let (bytes, digest) = client
+        .pull_manifest_raw(&reference, &auth, &accept)
+        .await
+        .map_err(|e| refused(e, &auth))?;
+    let (bytes, digest, reference) = match ImageIndex::from_reader(&bytes[..]) {
+        Ok(index) if !index.manifests().is_empty() => {
+            let entry = platform::choose(&Platform::host(), index.manifests()).map_err(Fetch::Platform)?;
+            let pinned = reference.clone_with_digest(entry.digest().to_string());
+            let (b, d) = client.pull_manifest_raw(&pinned, &auth, &accept).await?;
+            (b, d, pinned)
+        }
+        _ => (bytes, digest, reference),
+    };
+    let manifest = ImageManifest::from_reader(&bytes[..])?;
+    let cfg_digest = manifest.config().digest().to_string();
+    let mut config = Vec::new();
+    client.pull_blob(&reference, cfg_digest.as_str(), &mut config).await?;
+    let diff_ids = ImageConfiguration::from_reader(&config[..])?.rootfs().diff_ids().clone();
+    if diff_ids.len() != manifest.layers().len() {
+        return Err(Fetch::Other(format!(
+            "manifest {digest}: {} layers but the config has {} diff_ids",
+            manifest.layers().len(),
+            diff_ids.len()
+        )));
+    }
+    let mut layers = Vec::new();
+    for l in manifest.layers() {
+        let d = l.digest().to_string();
+        let path = store.upload_path();
+        let mut file = tokio::fs::File::create(&path).await?;
+        client.pull_blob(&reference, d.as_str(), &mut file).await?;
+        file.sync_all().await?;
+        layers.push((d, path, l.size()));
+    }
+    Ok(Candidate {
+        references: vec![r.to_string()],
+        manifest: Some((digest, bytes.to_vec())),
+        config: (cfg_digest, config),
+        layers,
+        diff_ids,
+    })
+}
+
+impl ImageStore {
+    /// Stores a pulled image as an import would.
+    fn add(&self, c: Candidate) -> Result<Vec<ImageInfo>, ImageError> {
+        let tmp: Vec<_> = c.layers.iter().map(|(_, p, _)| p.clone()).collect();
+        let records = commit(self, c);
+        for p in tmp {
+            let _ = std::fs::remove_file(p);
+        }
+        self.put(&records?)
+    }
+}

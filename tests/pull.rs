@@ -1,0 +1,101 @@
+//! Pulls from a real registry on loopback (Debian's docker-registry with
+//! TLS from the test's CA and htpasswd auth; images pushed by skopeo) into
+//! a real image store.
+
+mod common;
+
+use common::registry::{TestRegistry, PASSWORD, USER};
+use shoal::runtime::image::pull::{pull, Credentials};
+use shoal::runtime::image::registries::Registries;
+use shoal::runtime::image::ImageStore;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn store(label: &str) -> (Dir, ImageStore) {
+    let dir = Dir(PathBuf::from(format!("/tmp/shoal-pull-{label}-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let db = Arc::new(shoal::store::Store::open(&dir.0.join("shoal.db")).unwrap());
+    let images = ImageStore::open(&dir.0.join("images"), db).unwrap();
+    (dir, images)
+}
+
+/// registries.yaml trusting the test's CA, with basic auth if given.
+fn registries(reg: &TestRegistry, auth: Option<(&str, &str)>) -> Registries {
+    let mut yaml = format!("configs:\n  \"{}\":\n    tls: {{ca_file: {}}}\n", reg.host, reg.ca_file.display());
+    if let Some((u, p)) = auth {
+        yaml += &format!("    auth: {{username: {u}, password: {p}}}\n");
+    }
+    Registries::parse(Path::new("registries.yaml"), &yaml).unwrap()
+}
+
+/// A registry holding busybox as `team/busybox:1`, and that image's name.
+fn registry_with_busybox(label: &str) -> (TestRegistry, String) {
+    common::require_root();
+    let reg = TestRegistry::start(label);
+    reg.push(&common::images_dir().join("busybox.tar"), "team/busybox:1");
+    let image = format!("{}/team/busybox:1", reg.host);
+    (reg, image)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_image_pulls_with_credentials_and_is_refused_without() {
+    let (reg, image) = registry_with_busybox("private");
+    let (_dir, st) = store("private");
+
+    let none = pull(&st, &registries(&reg, None), &image, &Credentials::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        none.contains(&image) && none.contains("Not authorized") && none.contains("without credentials"),
+        "{none}"
+    );
+    let wrong = pull(&st, &registries(&reg, Some((USER, "wrong"))), &image, &Credentials::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(wrong.contains("Not authorized") && wrong.contains("as user shoal"), "{wrong}");
+    assert!(st.resolve(&image).is_err(), "nothing stored after a refusal");
+
+    // From registries.yaml.
+    let got = pull(&st, &registries(&reg, Some((USER, PASSWORD))), &image, &Credentials::default())
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].digest.starts_with("sha256:") && got[0].size > 0, "{got:?}");
+    let resolved = st.resolve(&image).unwrap();
+    assert!(!resolved.layers.is_empty() && resolved.layers.iter().all(|l| l.is_dir()));
+    assert!(resolved.layers.iter().any(|l| l.join("bin/busybox").exists()));
+
+    // From the pod's pull secret, over a registries.yaml without auth.
+    let (_dir2, st2) = store("private-secret");
+    let creds = Credentials {
+        basic: Some((USER.into(), PASSWORD.into())),
+    };
+    pull(&st2, &registries(&reg, None), &image, &creds).await.unwrap();
+    assert!(st2.resolve(&image).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_registry_certificate_is_refused() {
+    let (reg, image) = registry_with_busybox("untrusted");
+    let (_dir, st) = store("untrusted");
+    // No ca_file: the system roots do not know the test's CA.
+    let yaml = format!(
+        "configs:\n  \"{}\":\n    auth: {{username: {USER}, password: {PASSWORD}}}\n",
+        reg.host
+    );
+    let r = Registries::parse(Path::new("registries.yaml"), &yaml).unwrap();
+    let e = pull(&st, &r, &image, &Credentials::default()).await.unwrap_err().to_string();
+    assert!(e.contains(&image) && e.contains("certificate"), "{e}");
+    assert!(st.resolve(&image).is_err());
+}
