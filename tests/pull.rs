@@ -99,3 +99,49 @@ async fn an_untrusted_registry_certificate_is_refused() {
     assert!(e.contains(&image) && e.contains("certificate"), "{e}");
     assert!(st.resolve(&image).is_err());
 }
+
+/// The registry's stored copy of the largest blob (the layer).
+fn largest_blob(reg: &TestRegistry) -> PathBuf {
+    let out = std::process::Command::new("find")
+        .arg(reg.dir.join("data"))
+        .args(["-path", "*/blobs/sha256/*", "-name", "data", "-printf", "%s %p\n"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (_, path) = text
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .max_by_key(|(size, _)| size.parse::<u64>().unwrap_or(0))
+        .expect("blobs in the registry");
+    PathBuf::from(path)
+}
+
+fn no_files_under(dir: &Path) -> bool {
+    std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_layer_leaves_nothing_behind_and_the_next_pull_succeeds() {
+    let (reg, image) = registry_with_busybox("corrupt");
+    let (dir, st) = store("corrupt");
+    let r = registries(&reg, Some((USER, PASSWORD)));
+    // The registry serves the layer with bytes changed in the middle.
+    let blob = largest_blob(&reg);
+    let good = std::fs::read(&blob).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    for b in &mut bad[mid..mid + 16] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&blob, &bad).unwrap();
+    let e = pull(&st, &r, &image, &Credentials::default()).await.unwrap_err().to_string();
+    assert!(e.contains(&image) && e.to_lowercase().contains("digest"), "{e}");
+    assert!(st.resolve(&image).is_err());
+    let images = dir.0.join("images");
+    assert!(no_files_under(&images.join("tmp")), "half-pulled files left in tmp/");
+    assert!(no_files_under(&images.join("layers")), "a layer was unpacked from a corrupt blob");
+
+    std::fs::write(&blob, &good).unwrap();
+    pull(&st, &r, &image, &Credentials::default()).await.unwrap();
+    assert!(st.resolve(&image).unwrap().layers.iter().any(|l| l.join("bin/busybox").exists()));
+}

@@ -259,14 +259,20 @@ async fn fetch(store: &ImageStore, ep: &Endpoint, r: &ImageRef, creds: &Credenti
             diff_ids.len()
         )));
     }
-    let mut layers = Vec::new();
+    let mut layers: Vec<(String, std::path::PathBuf, u64)> = Vec::new();
     for l in manifest.layers() {
         let d = l.digest().to_string();
         let path = store.upload_path();
-        let mut file = tokio::fs::File::create(&path).await?;
-        client.pull_blob(&reference, d.as_str(), &mut file).await?;
-        file.sync_all().await?;
+        // A layer that fails (its digest, or the connection) takes the
+        // layers fetched before it along: nothing half-pulled stays.
+        let got = fetch_layer(&client, &reference, &d, &path).await;
         layers.push((d, path, l.size()));
+        if let Err(e) = got {
+            for (_, p, _) in &layers {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e);
+        }
     }
     Ok(Candidate {
         references: vec![r.to_string()],
@@ -275,6 +281,13 @@ async fn fetch(store: &ImageStore, ep: &Endpoint, r: &ImageRef, creds: &Credenti
         layers,
         diff_ids,
     })
+}
+
+async fn fetch_layer(client: &Client, reference: &Reference, digest: &str, path: &std::path::Path) -> Result<(), Fetch> {
+    let mut file = tokio::fs::File::create(path).await?;
+    client.pull_blob(reference, digest, &mut file).await?;
+    file.sync_all().await?;
+    Ok(())
 }
 
 impl ImageStore {
