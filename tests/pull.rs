@@ -145,3 +145,89 @@ async fn a_corrupted_layer_leaves_nothing_behind_and_the_next_pull_succeeds() {
     pull(&st, &r, &image, &Credentials::default()).await.unwrap();
     assert!(st.resolve(&image).unwrap().layers.iter().any(|l| l.join("bin/busybox").exists()));
 }
+
+/// An OCI layout in `dir` with busybox and hello-http, and an index named
+/// `name` listing busybox as `busybox_platform` and hello-http as
+/// `other_platform` (`os/arch[/variant]`).
+fn multi_platform_layout(dir: &Path, name: &str, busybox_platform: &str, other_platform: &str) {
+    use sha2::{Digest, Sha256};
+    let mut manifests = Vec::new();
+    // The other platform first, so taking the first entry would be wrong.
+    for (archive, platform) in [("hello-http.tar", other_platform), ("busybox.tar", busybox_platform)] {
+        let unpacked = dir.join(format!("{archive}.d"));
+        std::fs::create_dir_all(&unpacked).unwrap();
+        let st = std::process::Command::new("tar")
+            .arg("xf")
+            .arg(common::images_dir().join(archive))
+            .arg("-C")
+            .arg(&unpacked)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let st = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(unpacked.join("blobs"))
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let index: serde_json::Value = serde_json::from_slice(&std::fs::read(unpacked.join("index.json")).unwrap()).unwrap();
+        let mut entry = index["manifests"][0].clone();
+        entry.as_object_mut().unwrap().remove("annotations");
+        let parts: Vec<&str> = platform.split('/').collect();
+        let mut p = serde_json::json!({"os": parts[0], "architecture": parts[1]});
+        if let Some(v) = parts.get(2) {
+            p["variant"] = serde_json::json!(v);
+        }
+        entry["platform"] = p;
+        manifests.push(entry);
+    }
+    let nested = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    }))
+    .unwrap();
+    let hex = hex::encode(Sha256::digest(&nested));
+    std::fs::write(dir.join("blobs/sha256").join(&hex), &nested).unwrap();
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": format!("sha256:{hex}"),
+            "size": nested.len(),
+            "annotations": {"org.opencontainers.image.ref.name": name},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_platform_index_gives_this_nodes_image_or_names_what_it_offers() {
+    common::require_root();
+    let reg = TestRegistry::start("index");
+    let (dir, st) = store("index");
+    let host = shoal::runtime::image::platform::Platform::host().to_string();
+    let layout = dir.0.join("layout");
+    multi_platform_layout(&layout, "multi", &host, "linux/s390x");
+    reg.push_index(&layout, "multi", "team/multi:1");
+    let r = registries(&reg, Some((USER, PASSWORD)));
+    let image = format!("{}/team/multi:1", reg.host);
+    pull(&st, &r, &image, &Credentials::default()).await.unwrap();
+    let layers = st.resolve(&image).unwrap().layers;
+    assert!(
+        layers.iter().any(|l| l.join("bin/busybox").exists()),
+        "not this platform's image: {layers:?}"
+    );
+
+    let other = dir.0.join("other");
+    multi_platform_layout(&other, "other", "linux/s390x", "linux/ppc64le");
+    reg.push_index(&other, "other", "team/other:1");
+    let image = format!("{}/team/other:1", reg.host);
+    let e = pull(&st, &r, &image, &Credentials::default()).await.unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("no image for {host}")) && e.contains("linux/ppc64le, linux/s390x"),
+        "{e}"
+    );
+}

@@ -114,6 +114,22 @@ impl TestRegistry {
     }
 }
 
+impl TestRegistry {
+    /// Pushes the image `name` of the OCI layout directory `layout`, an
+    /// index with every manifest in it, as `REPO:TAG`.
+    pub fn push_index(&self, layout: &Path, name: &str, repo_tag: &str) {
+        let out = Command::new("skopeo")
+            .args(["copy", "-q", "--all", "--dest-cert-dir"])
+            .arg(self.dir.join("certs"))
+            .args(["--dest-creds", &format!("{USER}:{PASSWORD}")])
+            .arg(format!("oci:{}:{name}", layout.display()))
+            .arg(format!("docker://{}/{repo_tag}", self.host))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "skopeo push: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
 fn tar_has(archive: &Path, name: &str) -> bool {
     let out = Command::new("tar").arg("tf").arg(archive).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
