@@ -102,27 +102,23 @@ impl TestRegistry {
         } else {
             "docker-archive"
         };
-        let out = Command::new("skopeo")
-            .args(["copy", "-q", "--dest-cert-dir"])
-            .arg(self.dir.join("certs"))
-            .args(["--dest-creds", &format!("{USER}:{PASSWORD}")])
-            .arg(format!("{kind}:{}", archive.display()))
-            .arg(format!("docker://{}/{repo_tag}", self.host))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "skopeo push: {}", String::from_utf8_lossy(&out.stderr));
+        self.skopeo_copy(&[], &format!("{kind}:{}", archive.display()), repo_tag);
     }
-}
 
-impl TestRegistry {
     /// Pushes the image `name` of the OCI layout directory `layout`, an
     /// index with every manifest in it, as `REPO:TAG`.
     pub fn push_index(&self, layout: &Path, name: &str, repo_tag: &str) {
+        self.skopeo_copy(&["--all"], &format!("oci:{}:{name}", layout.display()), repo_tag);
+    }
+
+    fn skopeo_copy(&self, extra: &[&str], from: &str, repo_tag: &str) {
         let out = Command::new("skopeo")
-            .args(["copy", "-q", "--all", "--dest-cert-dir"])
+            .args(["copy", "-q"])
+            .args(extra)
+            .arg("--dest-cert-dir")
             .arg(self.dir.join("certs"))
             .args(["--dest-creds", &format!("{USER}:{PASSWORD}")])
-            .arg(format!("oci:{}:{name}", layout.display()))
+            .arg(from)
             .arg(format!("docker://{}/{repo_tag}", self.host))
             .output()
             .unwrap();
