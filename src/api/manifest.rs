@@ -233,7 +233,7 @@ pub struct Container {
     pub startup_probe: Option<Probe>,
 }
 
-/// Image pull policy; accepted for compatibility.
+/// Image pull policy (`runtime::image::policy` gives its default and meaning).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PullPolicy {
     /// Always pull.

@@ -10,6 +10,7 @@
 
 mod import;
 pub mod platform;
+pub mod policy;
 pub mod pull;
 mod reference;
 pub mod registries;
