@@ -177,15 +177,6 @@ fn normalise(p: &Path) -> Option<String> {
     Some(parts.iter().map(|s| s.to_string_lossy()).collect::<Vec<_>>().join("/"))
 }
 
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "arm" => "arm",
-        other => other,
-    }
-}
-
 /// One image ready to go into the store: its names, manifest, config and
 /// verified layer files.
 pub(super) struct Candidate {
@@ -336,11 +327,11 @@ pub(super) fn commit(store: &ImageStore, c: Candidate) -> Result<Vec<ImageRecord
     let arch = ImageConfiguration::from_reader(&c.config.1[..])
         .map(|cfg| cfg.architecture().to_string())
         .unwrap_or_default();
-    if !arch.is_empty() && arch != host_arch() {
+    let host = Platform::host().architecture;
+    if !arch.is_empty() && arch != host {
         return Err(ImageError::Archive(format!(
-            "image {} is for {arch}; this node is {}",
+            "image {} is for {arch}; this node is {host}",
             c.references.join(", "),
-            host_arch()
         )));
     }
     let mut layer_records = Vec::new();
