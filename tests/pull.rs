@@ -5,7 +5,7 @@
 mod common;
 
 use common::registry::{TestRegistry, PASSWORD, USER};
-use shoal::runtime::image::pull::{pull, Credentials};
+use shoal::runtime::image::pull::{pull, Credentials, Progress};
 use shoal::runtime::image::registries::Registries;
 use shoal::runtime::image::ImageStore;
 use std::path::{Path, PathBuf};
@@ -51,7 +51,7 @@ async fn a_private_image_pulls_with_credentials_and_is_refused_without() {
     let (reg, image) = registry_with_busybox("private");
     let (_dir, st) = store("private");
 
-    let none = pull(&st, &registries(&reg, None), &image, &Credentials::default())
+    let none = pull(&st, &registries(&reg, None), &image, &Credentials::default(), &Progress::default())
         .await
         .unwrap_err()
         .to_string();
@@ -59,17 +59,29 @@ async fn a_private_image_pulls_with_credentials_and_is_refused_without() {
         none.contains(&image) && none.contains("Not authorized") && none.contains("without credentials"),
         "{none}"
     );
-    let wrong = pull(&st, &registries(&reg, Some((USER, "wrong"))), &image, &Credentials::default())
-        .await
-        .unwrap_err()
-        .to_string();
+    let wrong = pull(
+        &st,
+        &registries(&reg, Some((USER, "wrong"))),
+        &image,
+        &Credentials::default(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(wrong.contains("Not authorized") && wrong.contains("as user shoal"), "{wrong}");
     assert!(st.resolve(&image).is_err(), "nothing stored after a refusal");
 
     // From registries.yaml.
-    let got = pull(&st, &registries(&reg, Some((USER, PASSWORD))), &image, &Credentials::default())
-        .await
-        .unwrap();
+    let got = pull(
+        &st,
+        &registries(&reg, Some((USER, PASSWORD))),
+        &image,
+        &Credentials::default(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(got.len(), 1);
     assert!(got[0].digest.starts_with("sha256:") && got[0].size > 0, "{got:?}");
     let resolved = st.resolve(&image).unwrap();
@@ -81,7 +93,9 @@ async fn a_private_image_pulls_with_credentials_and_is_refused_without() {
     let creds = Credentials {
         basic: Some((USER.into(), PASSWORD.into())),
     };
-    pull(&st2, &registries(&reg, None), &image, &creds).await.unwrap();
+    pull(&st2, &registries(&reg, None), &image, &creds, &Progress::default())
+        .await
+        .unwrap();
     assert!(st2.resolve(&image).is_ok());
 }
 
@@ -95,7 +109,10 @@ async fn an_untrusted_registry_certificate_is_refused() {
         reg.host
     );
     let r = Registries::parse(Path::new("registries.yaml"), &yaml).unwrap();
-    let e = pull(&st, &r, &image, &Credentials::default()).await.unwrap_err().to_string();
+    let e = pull(&st, &r, &image, &Credentials::default(), &Progress::default())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains(&image) && e.contains("certificate"), "{e}");
     assert!(st.resolve(&image).is_err());
 }
@@ -134,15 +151,19 @@ async fn a_corrupted_layer_leaves_nothing_behind_and_the_next_pull_succeeds() {
         *b ^= 0x5a;
     }
     std::fs::write(&blob, &bad).unwrap();
-    let e = pull(&st, &r, &image, &Credentials::default()).await.unwrap_err().to_string();
+    let e = pull(&st, &r, &image, &Credentials::default(), &Progress::default())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains(&image) && e.to_lowercase().contains("digest"), "{e}");
     assert!(st.resolve(&image).is_err());
     let images = dir.0.join("images");
     assert!(no_files_under(&images.join("tmp")), "half-pulled files left in tmp/");
     assert!(no_files_under(&images.join("layers")), "a layer was unpacked from a corrupt blob");
+    assert!(no_files_under(&images.join("partial")), "the corrupt download is kept");
 
     std::fs::write(&blob, &good).unwrap();
-    pull(&st, &r, &image, &Credentials::default()).await.unwrap();
+    pull(&st, &r, &image, &Credentials::default(), &Progress::default()).await.unwrap();
     assert!(st.resolve(&image).unwrap().layers.iter().any(|l| l.join("bin/busybox").exists()));
 }
 
@@ -214,7 +235,7 @@ async fn a_multi_platform_index_gives_this_nodes_image_or_names_what_it_offers()
     reg.push_index(&layout, "multi", "team/multi:1");
     let r = registries(&reg, Some((USER, PASSWORD)));
     let image = format!("{}/team/multi:1", reg.host);
-    pull(&st, &r, &image, &Credentials::default()).await.unwrap();
+    pull(&st, &r, &image, &Credentials::default(), &Progress::default()).await.unwrap();
     let layers = st.resolve(&image).unwrap().layers;
     assert!(
         layers.iter().any(|l| l.join("bin/busybox").exists()),
@@ -225,9 +246,110 @@ async fn a_multi_platform_index_gives_this_nodes_image_or_names_what_it_offers()
     multi_platform_layout(&other, "other", "linux/s390x", "linux/ppc64le");
     reg.push_index(&other, "other", "team/other:1");
     let image = format!("{}/team/other:1", reg.host);
-    let e = pull(&st, &r, &image, &Credentials::default()).await.unwrap_err().to_string();
+    let e = pull(&st, &r, &image, &Credentials::default(), &Progress::default())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains(&format!("no image for {host}")) && e.contains("linux/ppc64le, linux/s390x"),
         "{e}"
+    );
+}
+
+/// A TCP pass-through to the registry that cuts the first connection whose
+/// answers pass `cut` bytes, and counts the bytes it passes back.
+struct CutProxy {
+    host: String,
+    passed: Arc<std::sync::atomic::AtomicU64>,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn cut_proxy(upstream: String, cut: u64) -> CutProxy {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let passed = Arc::new(AtomicU64::new(0));
+    let armed = Arc::new(AtomicBool::new(true));
+    let (p, a) = (passed.clone(), armed.clone());
+    let task = tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+            let (p, a) = (p.clone(), a.clone());
+            tokio::spawn(async move {
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let up = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                });
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut here = 0u64;
+                while let Ok(n) = sr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    here += n as u64;
+                    if here > cut && a.swap(false, Ordering::SeqCst) {
+                        break; // cut: both halves drop
+                    }
+                    p.fetch_add(n as u64, Ordering::SeqCst);
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                up.abort();
+            });
+        }
+    });
+    CutProxy { host, passed, armed, task }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_mid_layer_leaves_no_layer_and_the_next_pull_resumes() {
+    use std::sync::atomic::Ordering;
+    let (reg, _) = registry_with_busybox("cut");
+    let (dir, st) = store("cut");
+    let layer = std::fs::metadata(largest_blob(&reg)).unwrap().len();
+    let proxy = cut_proxy(reg.host.clone(), layer / 2).await;
+    // The image by the proxy's address; the certificate names 127.0.0.1.
+    let image = format!("{}/team/busybox:1", proxy.host);
+    let yaml = format!(
+        "configs:\n  \"{}\":\n    tls: {{ca_file: {}}}\n    auth: {{username: {USER}, password: {PASSWORD}}}\n",
+        proxy.host,
+        reg.ca_file.display()
+    );
+    let r = Registries::parse(Path::new("registries.yaml"), &yaml).unwrap();
+
+    let e = pull(&st, &r, &image, &Credentials::default(), &Progress::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!proxy.armed.load(Ordering::SeqCst), "the proxy never cut: {e}");
+    assert!(e.contains("cut off"), "{e}");
+    assert!(st.resolve(&image).is_err());
+    let images = dir.0.join("images");
+    assert!(no_files_under(&images.join("tmp")), "files left in tmp/");
+    assert!(no_files_under(&images.join("layers")), "a layer was unpacked from half a blob");
+    let partial: Vec<_> = std::fs::read_dir(images.join("partial")).unwrap().flatten().collect();
+    assert_eq!(partial.len(), 1, "the cut-off layer is kept to resume");
+    let kept = partial[0].metadata().unwrap().len();
+    assert!(kept > 0 && kept < layer, "kept {kept} of {layer}");
+
+    let before = proxy.passed.load(Ordering::SeqCst);
+    pull(&st, &r, &image, &Credentials::default(), &Progress::default()).await.unwrap();
+    let second = proxy.passed.load(Ordering::SeqCst) - before;
+    assert!(st.resolve(&image).unwrap().layers.iter().any(|l| l.join("bin/busybox").exists()));
+    assert!(no_files_under(&images.join("partial")), "the partial file stays after the pull");
+    // TLS and the manifests add a few kB; the whole layer again would not fit.
+    assert!(
+        second < layer - kept / 2,
+        "the second pull moved {second} bytes for a layer of {layer} with {kept} kept: it did not resume"
     );
 }

@@ -6,11 +6,14 @@
 //! DATA/images/blobs/sha256/<hex>    every blob, verified against its digest
 //! DATA/images/layers/<diff-id hex>/ each layer unpacked once (overlay lower dir)
 //! DATA/images/tmp/                  uploads and half-done work, cleared on start
+//! DATA/images/partial/<hex>         a download so far, resumed; hashed again before use
 //! ```
 
+pub mod blob;
 mod import;
 pub mod platform;
 pub mod policy;
+pub mod progress;
 pub mod pull;
 mod reference;
 pub mod registries;

@@ -1,17 +1,21 @@
 //! `pull`: an image from a registry into the store, through oci-client.
 //! The endpoints come from registries.yaml (mirrors first, the registry
 //! itself last); the first that serves the manifest is used. An index gives
-//! this node's entry ([`super::platform`]); each layer streams to a file
-//! under `tmp/` (oci-client checks its digest at the end of the stream) and
-//! goes into the store as an import's would, unpacked once with the same
-//! checks. A pull cut off leaves only `tmp/` files, cleared on start.
+//! this node's entry ([`super::platform`]); each layer streams into the
+//! store through [`super::blob`] (hashed on the way, resumed after a cut,
+//! shared with concurrent pulls, skipped when present) and the image is
+//! committed as an import's would be, each layer unpacked once with the same
+//! checks. Progress goes to a [`Progress`].
 
+use super::blob::{self, Body};
 use super::import::{commit, Candidate};
 use super::platform::{self, Platform};
+pub use super::progress::Progress;
 use super::registries::{Auth, Endpoint, Registries, Scheme};
 use super::store::{ImageError, ImageStore};
 use super::ImageRef;
 use crate::api::wire::ImageInfo;
+use oci_client::client::BlobResponse;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::{IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE};
@@ -62,14 +66,20 @@ pub struct Credentials {
     pub basic: Option<(String, String)>,
 }
 
-/// Pulls `image` into `store`; returns what was stored.
-pub async fn pull(store: &ImageStore, registries: &Registries, image: &str, creds: &Credentials) -> Result<Vec<ImageInfo>, PullError> {
+/// Pulls `image` into `store`, telling `progress`; returns what was stored.
+pub async fn pull(
+    store: &ImageStore,
+    registries: &Registries,
+    image: &str,
+    creds: &Credentials,
+    progress: &Progress,
+) -> Result<Vec<ImageInfo>, PullError> {
     let r = ImageRef::parse(image)?;
     let mut tried = Vec::new();
     let endpoints = registries.endpoints(&r.domain, &r.path);
     let last = endpoints.len() - 1;
     for (i, ep) in endpoints.into_iter().enumerate() {
-        match fetch(store, &ep, &r, creds).await {
+        match fetch(store, &ep, &r, creds, progress).await {
             Ok(c) => {
                 let store2 = store.clone();
                 let stored = tokio::task::spawn_blocking(move || store2.add(c)).await.expect("store task");
@@ -103,20 +113,24 @@ enum Fetch {
 }
 
 impl<E: std::error::Error> From<E> for Fetch {
-    /// The error with its causes (a TLS failure is a cause of reqwest's
-    /// "error sending request").
     fn from(e: E) -> Fetch {
-        let mut text = e.to_string();
-        let mut cause = e.source();
-        while let Some(c) = cause {
-            let more = c.to_string();
-            if !text.contains(&more) {
-                text = format!("{text}: {more}");
-            }
-            cause = c.source();
-        }
-        Fetch::Other(text)
+        Fetch::Other(chain(&e))
     }
+}
+
+/// The error with its causes (a TLS failure is a cause of reqwest's "error
+/// sending request").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// A refusal, with whose credentials it came.
@@ -210,7 +224,7 @@ fn auth(ep: &Endpoint, creds: &Credentials) -> Result<RegistryAuth, Fetch> {
 }
 
 /// Manifest, config and layers of `r` from one endpoint.
-async fn fetch(store: &ImageStore, ep: &Endpoint, r: &ImageRef, creds: &Credentials) -> Result<Candidate, Fetch> {
+async fn fetch(store: &ImageStore, ep: &Endpoint, r: &ImageRef, creds: &Credentials, progress: &Progress) -> Result<Candidate, Fetch> {
     let client = client(ep)?;
     let auth = auth(ep, creds)?;
     let reference = match (&r.digest, &r.tag) {
@@ -259,20 +273,15 @@ async fn fetch(store: &ImageStore, ep: &Endpoint, r: &ImageRef, creds: &Credenti
             diff_ids.len()
         )));
     }
+    progress.layers(manifest.layers().iter().map(|l| (l.digest().to_string(), l.size())).collect());
     let mut layers: Vec<(String, std::path::PathBuf, u64)> = Vec::new();
     for l in manifest.layers() {
         let d = l.digest().to_string();
-        let path = store.upload_path();
-        // A layer that fails (its digest, or the connection) takes the
-        // layers fetched before it along: nothing half-pulled stays.
-        let got = fetch_layer(&client, &reference, &d, &path).await;
+        let open = |offset| open_blob(&client, &reference, &d, offset);
+        let path = blob::fetch(store, &d, l.size(), progress, open)
+            .await
+            .map_err(|e| Fetch::Other(e.to_string()))?;
         layers.push((d, path, l.size()));
-        if let Err(e) = got {
-            for (_, p, _) in &layers {
-                let _ = std::fs::remove_file(p);
-            }
-            return Err(e);
-        }
     }
     Ok(Candidate {
         references: vec![r.to_string()],
@@ -283,21 +292,27 @@ async fn fetch(store: &ImageStore, ep: &Endpoint, r: &ImageRef, creds: &Credenti
     })
 }
 
-async fn fetch_layer(client: &Client, reference: &Reference, digest: &str, path: &std::path::Path) -> Result<(), Fetch> {
-    let mut file = tokio::fs::File::create(path).await?;
-    client.pull_blob(reference, digest, &mut file).await?;
-    file.sync_all().await?;
-    Ok(())
+/// A blob from `offset` on (a range request); the registry may send all.
+async fn open_blob(client: &Client, reference: &Reference, digest: &str, offset: u64) -> Result<Body, String> {
+    let got = client
+        .pull_blob_stream_partial(reference, digest, offset, None)
+        .await
+        .map_err(|e| chain(&e))?;
+    Ok(match got {
+        BlobResponse::Full(s) => Body {
+            stream: s.stream,
+            from_offset: offset == 0,
+        },
+        BlobResponse::Partial(s) => Body {
+            stream: s.stream,
+            from_offset: true,
+        },
+    })
 }
 
 impl ImageStore {
-    /// Stores a pulled image as an import would.
+    /// Stores a pulled image (its blobs in place) as an import would.
     fn add(&self, c: Candidate) -> Result<Vec<ImageInfo>, ImageError> {
-        let tmp: Vec<_> = c.layers.iter().map(|(_, p, _)| p.clone()).collect();
-        let records = commit(self, c);
-        for p in tmp {
-            let _ = std::fs::remove_file(p);
-        }
-        self.put(&records?)
+        self.committing(|| self.put(&commit(self, c)?))
     }
 }

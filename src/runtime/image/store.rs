@@ -1,12 +1,17 @@
 //! The content-addressed image store.
+//!
+//! One store serves every pull, import and peer on the node at once: a blob
+//! is downloaded by one task at a time (the others wait for it and then find
+//! it in place), and layers are unpacked one commit at a time.
 
 use super::import;
 use super::reference::ImageRef;
 use crate::api::wire::ImageInfo;
 use crate::store::{ImageRecord, Store, StoreError};
 use oci_spec::image::ImageConfiguration;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// An image operation failed. Unless the text says otherwise, the store is
 /// unchanged: import writes into `tmp/` and moves into place only after every
@@ -81,6 +86,10 @@ pub struct ResolvedImage {
 pub struct ImageStore {
     root: PathBuf,
     db: Arc<Store>,
+    /// One lock per blob being downloaded, by digest.
+    downloads: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Held while a commit unpacks layers and records images.
+    commits: Arc<Mutex<()>>,
 }
 
 pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
@@ -88,9 +97,11 @@ pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError +
 }
 
 impl ImageStore {
-    /// Opens the store under `root`, clearing leftovers of interrupted imports.
+    /// Opens the store under `root`, clearing leftovers of interrupted
+    /// imports. Partial downloads stay: they are checked against their
+    /// digest when they complete.
     pub fn open(root: &Path, db: Arc<Store>) -> Result<ImageStore, ImageError> {
-        for d in ["blobs/sha256", "layers", "tmp"] {
+        for d in ["blobs/sha256", "layers", "tmp", "partial"] {
             let p = root.join(d);
             std::fs::create_dir_all(&p).map_err(io_err(&p))?;
         }
@@ -98,7 +109,32 @@ impl ImageStore {
         for e in std::fs::read_dir(&tmp).map_err(io_err(&tmp))?.flatten() {
             let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
         }
-        Ok(ImageStore { root: root.into(), db })
+        Ok(ImageStore {
+            root: root.into(),
+            db,
+            downloads: Arc::default(),
+            commits: Arc::default(),
+        })
+    }
+
+    /// The lock a download of `digest` holds, shared by every task that
+    /// wants that blob.
+    pub(super) fn download_lock(&self, digest: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.downloads.lock().expect("download locks");
+        // Drop the locks nobody holds or waits for, so the map stays small.
+        map.retain(|_, l| Arc::strong_count(l) > 1);
+        map.entry(digest.to_string()).or_default().clone()
+    }
+
+    /// Runs `f` as the only commit in progress.
+    pub(super) fn committing<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _one = self.commits.lock().unwrap_or_else(|e| e.into_inner());
+        f()
+    }
+
+    /// Where a download of `digest` accumulates until it is verified.
+    pub(super) fn partial_path(&self, digest: &str) -> PathBuf {
+        self.root.join("partial").join(digest.trim_start_matches("sha256:"))
     }
 
     /// A fresh path under `tmp/` for an upload.
@@ -110,6 +146,7 @@ impl ImageStore {
         &self.root
     }
 
+    /// Where a verified blob lives.
     pub(super) fn blob_path(&self, digest: &str) -> PathBuf {
         self.root.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
     }
@@ -120,8 +157,10 @@ impl ImageStore {
 
     /// Imports an OCI image-layout or `docker save` archive (optionally gzip).
     pub fn import(&self, archive: &Path) -> Result<Vec<ImageInfo>, ImageError> {
-        let records = import::import_archive(self, archive)?;
-        self.put(&records)
+        self.committing(|| {
+            let records = import::import_archive(self, archive)?;
+            self.put(&records)
+        })
     }
 
     /// Records images whose blobs and layers are in place.
