@@ -17,7 +17,10 @@ pub enum Status {
         not_before: u64,
     },
     /// A start was handed to the runtime; its result is awaited.
-    Starting,
+    Starting {
+        /// How its image pull goes, while one runs (empty otherwise).
+        progress: String,
+    },
     /// The process runs.
     Running {
         /// Host pid.
@@ -39,7 +42,7 @@ impl Status {
 
     /// Is there a process (or one about to be) to wait for?
     pub fn is_live(&self) -> bool {
-        matches!(self, Status::Starting | Status::Running { .. })
+        matches!(self, Status::Starting { .. } | Status::Running { .. })
     }
 }
 
@@ -67,7 +70,13 @@ pub struct Slot {
     /// When a probe failure killed the current run: the SIGKILL deadline
     /// after the SIGTERM, until the SIGKILL is sent.
     pub kill_at: Option<u64>,
+    /// After a failed pull: when the back-off ends. `ErrImagePull` shows
+    /// for [`PULL_ERROR_SHOWN_MS`], then `ImagePullBackOff` until then.
+    pub pull_retry_at: Option<u64>,
 }
+
+/// How long a failed pull shows `ErrImagePull` before `ImagePullBackOff`.
+pub const PULL_ERROR_SHOWN_MS: u64 = 2_000;
 
 /// A run that lasted this long resets the back-off, as in Kubernetes.
 pub const BACKOFF_RESET_MS: u64 = 10 * 60 * 1000;
@@ -96,7 +105,41 @@ impl Slot {
             started_once: false,
             probes: None,
             kill_at: None,
+            pull_retry_at: None,
         }
+    }
+
+    /// A pull failed at `now`: `ErrImagePull` with the registry's reason,
+    /// and the back-off that follows it.
+    pub fn pull_failed(&mut self, message: String, now: u64, backoff_ms: u64) {
+        let retry = now + backoff_ms;
+        self.pull_retry_at = Some(retry);
+        self.status = Status::Waiting {
+            reason: "ErrImagePull".into(),
+            message,
+            not_before: retry.min(now + PULL_ERROR_SHOWN_MS),
+        };
+    }
+
+    /// When `ErrImagePull` has shown long enough but the back-off still
+    /// runs, turns it into `ImagePullBackOff` (as the kubelet's next sync
+    /// does) and says so: the caller persists instead of starting.
+    pub fn enter_pull_backoff(&mut self, now: u64) -> bool {
+        let Some(retry) = self.pull_retry_at.filter(|r| *r > now) else {
+            return false;
+        };
+        let Status::Waiting { reason, message, .. } = &self.status else {
+            return false;
+        };
+        if reason != "ErrImagePull" || !self.status.can_start(now) {
+            return false;
+        }
+        self.status = Status::Waiting {
+            reason: "ImagePullBackOff".into(),
+            message: format!("Back-off pulling image \"{}\": {message}", self.image),
+            not_before: retry,
+        };
+        true
     }
 
     /// The terminated state an exit turns into.
@@ -142,10 +185,10 @@ impl Slot {
                 self.last.clone(),
                 None,
             ),
-            Status::Starting => (
+            Status::Starting { progress } => (
                 ContainerState::Waiting {
                     reason: "ContainerCreating".into(),
-                    message: String::new(),
+                    message: progress.clone(),
                 },
                 self.last.clone(),
                 None,
@@ -189,7 +232,7 @@ mod tests {
         let mut s = Slot::new("a", "i", false, 100);
         assert!(!s.status.can_start(99));
         assert!(s.status.can_start(100));
-        s.status = Status::Starting;
+        s.status = Status::Starting { progress: String::new() };
         assert!(!s.status.can_start(1000) && s.status.is_live());
     }
 }

@@ -18,6 +18,7 @@ use crate::api::status::PodStatus;
 use crate::daemon::shutdown::Shutdown;
 use crate::net::dns::resolv::ResolvConf;
 use crate::net::{NetError, PodNetwork};
+use crate::runtime::image::pull::Credentials;
 use crate::runtime::image::ImageError;
 use crate::runtime::{proc, shim, Runtime, RuntimeError};
 use crate::state::{PodObject, Replica, StatusReport};
@@ -290,6 +291,7 @@ impl Driver {
                     key,
                     facts,
                     dns,
+                    creds: Credentials::default(),
                     pod,
                     name: container,
                 };
@@ -430,6 +432,8 @@ impl Driver {
 #[derive(Debug, thiserror::Error)]
 enum StartError {
     #[error(transparent)]
+    Image(#[from] super::pull::ImageFailure),
+    #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("pod network: {0}")]
     Net(#[from] NetError),
@@ -448,6 +452,8 @@ struct StartJob {
     dns: PodDns,
     pod: Pod,
     name: String,
+    /// From the pod's `imagePullSecrets`.
+    creds: Credentials,
 }
 
 async fn start_container(rt: Arc<Runtime>, net: Arc<PodNetwork>, events: mpsc::Sender<(Input, Option<RuntimeHandle>)>, job: StartJob) {
@@ -457,6 +463,7 @@ async fn start_container(rt: Arc<Runtime>, net: Arc<PodNetwork>, events: mpsc::S
         dns,
         pod,
         name,
+        creds,
     } = job;
     let Some(c) = pod
         .spec
@@ -476,6 +483,15 @@ async fn start_container(rt: Arc<Runtime>, net: Arc<PodNetwork>, events: mpsc::S
         facts.pod_ip = Some(ip.into());
         let resolv = crate::net::dns::resolv::for_pod(&pod.spec, pod.metadata.namespace(), dns.cluster_dns, &dns.host);
         rt.write_pod_files(&uid, &pod, ip, &resolv.render()).await?;
+        let report = |progress| {
+            let input = Input::Pulling {
+                key: key.clone(),
+                container: name.clone(),
+                progress,
+            };
+            let _ = events.try_send((input, None));
+        };
+        super::pull::ensure(&rt, &c, &creds, report).await?;
         rt.create_bundle(&uid, &pod, &c, &facts)?;
         Ok::<_, StartError>(rt.start(&uid, &name).await?)
     }
@@ -498,6 +514,7 @@ async fn start_container(rt: Arc<Runtime>, net: Arc<PodNetwork>, events: mpsc::S
         }
         Err(e) => {
             let reason = match &e {
+                StartError::Image(f) => f.reason,
                 StartError::Runtime(RuntimeError::Image(ImageError::NotFound { .. })) => "ErrImageNeverPull",
                 StartError::Runtime(RuntimeError::Image(_)) => "InvalidImage",
                 StartError::Runtime(_) => "CreateContainerError",

@@ -6,6 +6,7 @@ pub mod container;
 pub mod driver;
 pub mod hollow;
 pub mod probe;
+pub mod pull;
 pub mod report;
 
 use crate::api::manifest::{Pod, Probe, RestartPolicy};
@@ -57,7 +58,17 @@ pub enum Input {
         /// Its address.
         ip: std::net::Ipv4Addr,
     },
-    /// A start failed before the process ran.
+    /// How a start's image pull goes.
+    Pulling {
+        /// The pod.
+        key: PodKey,
+        /// The container.
+        container: String,
+        /// E.g. `Pulling image "x": 12.3 of 48.1 MB, 2 of 5 layers`.
+        progress: String,
+    },
+    /// A start failed before the process ran. `ErrImagePull` goes through
+    /// `ImagePullBackOff`; any other reason waits out the back-off as is.
     StartFailed {
         /// The pod.
         key: PodKey,
@@ -281,6 +292,7 @@ impl Node {
                         };
                         s.started_once = true;
                         s.kill_at = None;
+                        s.pull_retry_at = None;
                         s.probes = spec.filter(|_| !s.init).map(|c| Probes::new(c, now));
                     }
                 }
@@ -290,6 +302,17 @@ impl Node {
             Input::Addressed { key, ip } => match self.pods.get_mut(&key) {
                 Some(p) if p.pod_ip != Some(ip) => {
                     p.pod_ip = Some(ip);
+                    fx.push(Effect::Persist(key.clone()));
+                    Some(key)
+                }
+                _ => None,
+            },
+            Input::Pulling { key, container, progress } => match self.slot(&key, &container) {
+                Some(Slot {
+                    status: Status::Starting { progress: p },
+                    ..
+                }) if *p != progress => {
+                    *p = progress;
                     fx.push(Effect::Persist(key.clone()));
                     Some(key)
                 }
@@ -305,15 +328,18 @@ impl Node {
                 let deleting = self.pods.get(&key).map(|p| p.deleting.is_some()).unwrap_or(true);
                 if let Some(s) = self.slot(&key, &container) {
                     s.crashes += 1;
-                    s.status = if deleting {
-                        Status::Done
+                    let delay = backoff(base, max, s.crashes);
+                    if deleting {
+                        s.status = Status::Done;
+                    } else if reason == "ErrImagePull" {
+                        s.pull_failed(message, now, delay);
                     } else {
-                        Status::Waiting {
+                        s.status = Status::Waiting {
                             reason,
                             message,
-                            not_before: now + backoff(base, max, s.crashes),
-                        }
-                    };
+                            not_before: now + delay,
+                        };
+                    }
                 }
                 fx.push(Effect::Persist(key.clone()));
                 Some(key)
@@ -516,13 +542,16 @@ impl Node {
         }
         // Init containers one at a time, in order, each to success.
         let mut blocked = false;
+        let mut backoff_shown = false;
         for s in p.slots.iter_mut().filter(|s| s.init) {
             let succeeded = matches!(&s.last, Some(ContainerState::Terminated { exit_code: 0, .. })) && s.status == Status::Done;
             if succeeded {
                 continue;
             }
-            if s.status.can_start(now) {
-                s.status = Status::Starting;
+            if s.enter_pull_backoff(now) {
+                backoff_shown = true;
+            } else if s.status.can_start(now) {
+                s.status = Status::Starting { progress: String::new() };
                 fx.push(Effect::Start {
                     key: key.clone(),
                     uid: p.uid.clone(),
@@ -532,21 +561,25 @@ impl Node {
             blocked = true;
             break;
         }
-        if blocked {
-            return;
-        }
-        for s in p.slots.iter_mut().filter(|s| !s.init) {
-            if s.status.can_start(now) {
-                if s.started_once {
-                    s.restart_count += 1;
+        if !blocked {
+            for s in p.slots.iter_mut().filter(|s| !s.init) {
+                if s.enter_pull_backoff(now) {
+                    backoff_shown = true;
+                } else if s.status.can_start(now) {
+                    if s.started_once {
+                        s.restart_count += 1;
+                    }
+                    s.status = Status::Starting { progress: String::new() };
+                    fx.push(Effect::Start {
+                        key: key.clone(),
+                        uid: p.uid.clone(),
+                        container: s.name.clone(),
+                    });
                 }
-                s.status = Status::Starting;
-                fx.push(Effect::Start {
-                    key: key.clone(),
-                    uid: p.uid.clone(),
-                    container: s.name.clone(),
-                });
             }
+        }
+        if backoff_shown && !fx.contains(&Effect::Persist(key.clone())) {
+            fx.push(Effect::Persist(key.clone()));
         }
     }
 

@@ -238,3 +238,84 @@ fn a_seeded_random_history_never_runs_two_copies_of_a_container() {
         }
     }
 }
+
+fn waiting(n: &Node, c: &str) -> (String, String) {
+    let s = n.status(&key()).unwrap();
+    let v = s.container_statuses.iter().find(|x| x.name == c).unwrap();
+    match &v.state {
+        ContainerState::Waiting { reason, message } => (reason.clone(), message.clone()),
+        other => panic!("{c} is not waiting: {other:?}"),
+    }
+}
+
+#[test]
+fn a_failed_pull_shows_err_image_pull_then_image_pull_back_off_then_retries() {
+    let mut n = node();
+    assert_eq!(
+        starts(&apply(&mut n, "{containers: [{name: app, image: reg.local/app:1}]}", 0)),
+        ["app"]
+    );
+    let fx = n.handle(
+        Input::Pulling {
+            key: key(),
+            container: "app".into(),
+            progress: "Pulling image: 1.0 of 2.0 MB".into(),
+        },
+        100,
+    );
+    assert!(fx.contains(&Effect::Persist(key())));
+    assert_eq!(
+        waiting(&n, "app"),
+        ("ContainerCreating".into(), "Pulling image: 1.0 of 2.0 MB".into())
+    );
+    n.handle(
+        Input::StartFailed {
+            key: key(),
+            container: "app".into(),
+            reason: "ErrImagePull".into(),
+            message: "401 Unauthorized (as user bob)".into(),
+        },
+        1_000,
+    );
+    assert_eq!(waiting(&n, "app").0, "ErrImagePull");
+    assert_eq!(n.next_wake(), Some(1_000 + container::PULL_ERROR_SHOWN_MS));
+    let fx = n.handle(Input::Tick, 1_000 + container::PULL_ERROR_SHOWN_MS);
+    assert!(starts(&fx).is_empty(), "no pull during the back-off: {fx:?}");
+    assert!(fx.contains(&Effect::Persist(key())));
+    let (reason, message) = waiting(&n, "app");
+    assert_eq!(reason, "ImagePullBackOff");
+    assert!(message.contains("reg.local/app:1") && message.contains("as user bob"), "{message}");
+    assert_eq!(n.next_wake(), Some(11_000), "the first back-off is 10 s");
+    assert_eq!(starts(&n.handle(Input::Tick, 11_000)), ["app"]);
+    // A second failure doubles the back-off.
+    n.handle(
+        Input::StartFailed {
+            key: key(),
+            container: "app".into(),
+            reason: "ErrImagePull".into(),
+            message: "still refused".into(),
+        },
+        12_000,
+    );
+    n.handle(Input::Tick, 14_000);
+    assert_eq!(waiting(&n, "app").0, "ImagePullBackOff");
+    assert_eq!(n.next_wake(), Some(32_000));
+}
+
+#[test]
+fn other_start_failures_wait_out_the_back_off_under_their_own_reason() {
+    let mut n = node();
+    apply(&mut n, "{containers: [{name: app, image: busybox}]}", 0);
+    n.handle(
+        Input::StartFailed {
+            key: key(),
+            container: "app".into(),
+            reason: "ErrImageNeverPull".into(),
+            message: "Container image \"busybox\" is not present with pull policy of Never".into(),
+        },
+        1_000,
+    );
+    n.handle(Input::Tick, 5_000);
+    assert_eq!(waiting(&n, "app").0, "ErrImageNeverPull");
+    assert_eq!(starts(&n.handle(Input::Tick, 11_000)), ["app"]);
+}

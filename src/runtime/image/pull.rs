@@ -40,6 +40,16 @@ pub enum PullError {
         /// `endpoint: reason` for the endpoints before it.
         tried: Vec<String>,
     },
+    /// No endpoint could be reached at all (no answer, not a refusal).
+    #[error("pull {image}: no registry reachable: {reason}{}", if tried.is_empty() { String::new() } else { format!(" (also tried: {})", tried.join("; ")) })]
+    Unreachable {
+        /// The image as given.
+        image: String,
+        /// The last endpoint's failure.
+        reason: String,
+        /// `endpoint: reason` for the endpoints before it.
+        tried: Vec<String>,
+    },
     /// No entry of the image's index runs here.
     #[error("pull {image}: {source}")]
     Platform {
@@ -74,46 +84,99 @@ pub async fn pull(
     creds: &Credentials,
     progress: &Progress,
 ) -> Result<Vec<ImageInfo>, PullError> {
+    let c = each_endpoint(
+        registries,
+        image,
+        |ep, r| async move { fetch(store, &ep, &r, creds, progress).await },
+    )
+    .await?;
+    let store2 = store.clone();
+    let stored = tokio::task::spawn_blocking(move || store2.add(c)).await.expect("store task");
+    stored.map_err(|source| PullError::Store {
+        image: image.into(),
+        source,
+    })
+}
+
+/// The digest `image` has at its registry now, for this node's platform
+/// (what the store records for it): how `imagePullPolicy: Always` finds
+/// out whether the local copy is current.
+pub async fn current_digest(registries: &Registries, image: &str, creds: &Credentials) -> Result<String, PullError> {
+    each_endpoint(registries, image, |ep, r| async move {
+        let client = client(&ep)?;
+        let auth = auth(&ep, creds)?;
+        Ok(manifest(&client, &ep, &r, &auth).await?.digest)
+    })
+    .await
+}
+
+/// Runs `f` on the endpoints in order until one succeeds.
+async fn each_endpoint<T, F, Fut>(registries: &Registries, image: &str, f: F) -> Result<T, PullError>
+where
+    F: Fn(Endpoint, ImageRef) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Fetch>>,
+{
     let r = ImageRef::parse(image)?;
     let mut tried = Vec::new();
+    let mut all_unreachable = true;
     let endpoints = registries.endpoints(&r.domain, &r.path);
     let last = endpoints.len() - 1;
-    for (i, ep) in endpoints.into_iter().enumerate() {
-        match fetch(store, &ep, &r, creds, progress).await {
-            Ok(c) => {
-                let store2 = store.clone();
-                let stored = tokio::task::spawn_blocking(move || store2.add(c)).await.expect("store task");
-                return stored.map_err(|source| PullError::Store {
-                    image: image.into(),
-                    source,
-                });
-            }
+    for (i, ep) in endpoints.iter().enumerate() {
+        let reason = match f(ep.clone(), r.clone()).await {
+            Ok(t) => return Ok(t),
             Err(Fetch::Platform(source)) => {
                 return Err(PullError::Platform {
                     image: image.into(),
                     source,
                 })
             }
-            Err(Fetch::Other(reason)) if i == last => {
-                return Err(PullError::Failed {
-                    image: image.into(),
-                    reason,
-                    tried,
-                })
+            Err(Fetch::Unreachable(reason)) => reason,
+            Err(Fetch::Other(reason)) => {
+                all_unreachable = false;
+                reason
             }
-            Err(Fetch::Other(reason)) => tried.push(format!("{}: {reason}", ep.api())),
+        };
+        if i < last {
+            tried.push(format!("{}: {reason}", ep.api()));
+            continue;
         }
+        let image = image.to_string();
+        return Err(if all_unreachable {
+            PullError::Unreachable { image, reason, tried }
+        } else {
+            PullError::Failed { image, reason, tried }
+        });
     }
     unreachable!("the registry itself is always an endpoint")
 }
 
+impl PullError {
+    /// No registry answered at all: the case where a node with the image
+    /// may go on with its own copy.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, PullError::Unreachable { .. })
+    }
+}
+
 enum Fetch {
     Platform(platform::NoMatchingPlatform),
+    /// No answer: the name does not resolve, the connection is refused or
+    /// times out.
+    Unreachable(String),
     Other(String),
 }
 
-impl<E: std::error::Error> From<E> for Fetch {
-    fn from(e: E) -> Fetch {
+impl From<OciDistributionError> for Fetch {
+    fn from(e: OciDistributionError) -> Fetch {
+        match &e {
+            OciDistributionError::RequestError(r) if r.is_connect() || r.is_timeout() => Fetch::Unreachable(chain(&e)),
+            _ => Fetch::Other(chain(&e)),
+        }
+    }
+}
+
+impl From<oci_spec::OciSpecError> for Fetch {
+    fn from(e: oci_spec::OciSpecError) -> Fetch {
         Fetch::Other(chain(&e))
     }
 }
@@ -223,10 +286,17 @@ fn auth(ep: &Endpoint, creds: &Credentials) -> Result<RegistryAuth, Fetch> {
     Ok(RegistryAuth::Anonymous)
 }
 
-/// Manifest, config and layers of `r` from one endpoint.
-async fn fetch(store: &ImageStore, ep: &Endpoint, r: &ImageRef, creds: &Credentials, progress: &Progress) -> Result<Candidate, Fetch> {
-    let client = client(ep)?;
-    let auth = auth(ep, creds)?;
+/// The manifest of `r` for this node at one endpoint.
+struct Manifest {
+    bytes: Vec<u8>,
+    digest: String,
+    /// Pinned to the manifest's digest.
+    reference: Reference,
+}
+
+/// Logs in (so a refusal says whose credentials were refused) and fetches
+/// the manifest, taking this node's entry of an index.
+async fn manifest(client: &Client, ep: &Endpoint, r: &ImageRef, auth: &RegistryAuth) -> Result<Manifest, Fetch> {
     let reference = match (&r.digest, &r.tag) {
         (Some(d), _) => Reference::with_digest(ep.host.clone(), ep.repository.clone(), d.clone()),
         (None, tag) => Reference::with_tag(
@@ -236,11 +306,10 @@ async fn fetch(store: &ImageStore, ep: &Endpoint, r: &ImageRef, creds: &Credenti
         ),
     };
     if !matches!(auth, RegistryAuth::Anonymous) {
-        // Up front, so a refused login says why instead of a bare 401 later.
         client
-            .auth(&reference, &auth, RegistryOperation::Pull)
+            .auth(&reference, auth, RegistryOperation::Pull)
             .await
-            .map_err(|e| refused(e, &auth))?;
+            .map_err(|e| refused(e, auth))?;
     }
     let accept = [
         OCI_IMAGE_INDEX_MEDIA_TYPE,
@@ -249,18 +318,33 @@ async fn fetch(store: &ImageStore, ep: &Endpoint, r: &ImageRef, creds: &Credenti
         IMAGE_MANIFEST_MEDIA_TYPE,
     ];
     let (bytes, digest) = client
-        .pull_manifest_raw(&reference, &auth, &accept)
+        .pull_manifest_raw(&reference, auth, &accept)
         .await
-        .map_err(|e| refused(e, &auth))?;
-    let (bytes, digest, reference) = match ImageIndex::from_reader(&bytes[..]) {
+        .map_err(|e| refused(e, auth))?;
+    Ok(match ImageIndex::from_reader(&bytes[..]) {
         Ok(index) if !index.manifests().is_empty() => {
             let entry = platform::choose(&Platform::host(), index.manifests()).map_err(Fetch::Platform)?;
             let pinned = reference.clone_with_digest(entry.digest().to_string());
-            let (b, d) = client.pull_manifest_raw(&pinned, &auth, &accept).await?;
-            (b, d, pinned)
+            let (b, d) = client.pull_manifest_raw(&pinned, auth, &accept).await?;
+            Manifest {
+                bytes: b.to_vec(),
+                digest: d,
+                reference: pinned,
+            }
         }
-        _ => (bytes, digest, reference),
-    };
+        _ => Manifest {
+            bytes: bytes.to_vec(),
+            reference: reference.clone_with_digest(digest.clone()),
+            digest,
+        },
+    })
+}
+
+/// Manifest, config and layers of `r` from one endpoint.
+async fn fetch(store: &ImageStore, ep: &Endpoint, r: &ImageRef, creds: &Credentials, progress: &Progress) -> Result<Candidate, Fetch> {
+    let client = client(ep)?;
+    let auth = auth(ep, creds)?;
+    let Manifest { bytes, digest, reference } = manifest(&client, ep, r, &auth).await?;
     let manifest = ImageManifest::from_reader(&bytes[..])?;
     let cfg_digest = manifest.config().digest().to_string();
     let mut config = Vec::new();
@@ -285,7 +369,7 @@ async fn fetch(store: &ImageStore, ep: &Endpoint, r: &ImageRef, creds: &Credenti
     }
     Ok(Candidate {
         references: vec![r.to_string()],
-        manifest: Some((digest, bytes.to_vec())),
+        manifest: Some((digest, bytes)),
         config: (cfg_digest, config),
         layers,
         diff_ids,

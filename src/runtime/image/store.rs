@@ -22,7 +22,7 @@ pub enum ImageError {
     #[error(transparent)]
     Reference(#[from] super::RefError),
     /// No such image in the local store.
-    #[error("image {reference} is not in the local store (Shoal does not pull yet: import it with `shoal image import FILE`)")]
+    #[error("image {reference} is not in the local store")]
     NotFound {
         /// The normalised reference.
         reference: String,
@@ -74,6 +74,8 @@ pub enum ImageError {
 pub struct ResolvedImage {
     /// Normalised reference.
     pub reference: String,
+    /// Its manifest's digest (its config's, for a `docker save` import).
+    pub digest: String,
     /// ENTRYPOINT, CMD, ENV, WORKDIR, USER.
     pub config: ImageConfiguration,
     /// Unpacked layers, bottom first.
@@ -212,7 +214,12 @@ impl ImageStore {
         let config = ImageConfiguration::from_reader(rec.config.as_bytes())
             .map_err(|e| ImageError::Archive(format!("stored config of {reference}: {e}")))?;
         let layers = rec.layers.iter().map(|l| self.layer_path(&l.diff_id)).collect();
-        Ok(ResolvedImage { reference, config, layers })
+        Ok(ResolvedImage {
+            reference,
+            digest: rec.digest,
+            config,
+            layers,
+        })
     }
 }
 

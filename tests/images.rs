@@ -1,0 +1,84 @@
+//! Pods whose images come from a registry: a real docker-registry on
+//! loopback (TLS from the test's CA, htpasswd auth), a real agent.
+
+mod common;
+
+use common::registry::{TestRegistry, PASSWORD, USER};
+use common::TestNode;
+
+/// The waiting reason and message of the pod's first container.
+fn waiting(p: &serde_json::Value) -> (String, String) {
+    let w = &p["status"]["containerStatuses"][0]["state"]["waiting"];
+    (
+        w["reason"].as_str().unwrap_or_default().to_string(),
+        w["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+fn pod_yaml(name: &str, image: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n{extra}  containers:\n  - name: c\n    image: {image}\n    command: [sh, -c, 'echo pulled and running; exec sleep 600']\n"
+    )
+}
+
+/// registries.yaml in the node's data dir trusting the test CA, with the
+/// registry's credentials if given.
+fn trust(node: &TestNode, reg: &TestRegistry, auth: bool) {
+    let mut yaml = format!("configs:\n  \"{}\":\n    tls: {{ca_file: {}}}\n", reg.host, reg.ca_file.display());
+    if auth {
+        yaml += &format!("    auth: {{username: {USER}, password: {PASSWORD}}}\n");
+    }
+    std::fs::write(node.dir.join("registries.yaml"), yaml).unwrap();
+}
+
+#[test]
+fn a_pod_pulls_its_image_from_the_registry_and_never_means_never() {
+    common::require_root();
+    let reg = TestRegistry::start("pods");
+    reg.push(&common::images_dir().join("busybox.tar"), "team/busybox:1");
+    let node = TestNode::start_bare("pulls");
+    trust(&node, &reg, true);
+    let image = format!("{}/team/busybox:1", reg.host);
+
+    // Never, and the image is not here: ErrImageNeverPull.
+    let never = pod_yaml("never", &image, "");
+    let never = never.replace("    command:", "    imagePullPolicy: Never\n    command:");
+    assert!(node.apply(&never).status.success());
+    let p = node.wait_pod("never", 20, "ErrImageNeverPull", |p| waiting(p).0 == "ErrImageNeverPull");
+    let (_, message) = waiting(&p);
+    assert!(message.contains(&image) && message.contains("Never"), "{message}");
+
+    // The default (IfNotPresent for a tag): pulled, then it runs.
+    assert!(node.apply(&pod_yaml("pulled", &image, "")).status.success());
+    node.wait_running("pulled");
+    let logs = node.ok(&["logs", "pulled"]);
+    assert!(logs.contains("pulled and running"), "{logs}");
+    let listed = node.ok(&["image", "ls"]);
+    assert!(listed.contains(&format!("{}/team/busybox:1", reg.host)), "{listed}");
+
+    // The Never pod starts once the image is here (its back-off is short).
+    node.wait_running("never");
+}
+
+#[test]
+fn a_refused_pull_shows_err_image_pull_with_the_registrys_reason() {
+    common::require_root();
+    let reg = TestRegistry::start("refused");
+    reg.push(&common::images_dir().join("busybox.tar"), "team/busybox:1");
+    let node = TestNode::start_bare("refused");
+    trust(&node, &reg, false);
+    let image = format!("{}/team/busybox:1", reg.host);
+    assert!(node.apply(&pod_yaml("nocreds", &image, "")).status.success());
+    let p = node.wait_pod("nocreds", 20, "ErrImagePull", |p| waiting(p).0 == "ErrImagePull");
+    let (_, message) = waiting(&p);
+    assert!(message.contains(&image) && message.contains("without credentials"), "{message}");
+    // Then the back-off shows, with the reason still in it.
+    let p = node.wait_pod("nocreds", 30, "ImagePullBackOff", |p| waiting(p).0 == "ImagePullBackOff");
+    let (_, message) = waiting(&p);
+    assert!(
+        message.starts_with("Back-off pulling image") && message.contains("without credentials"),
+        "{message}"
+    );
+    let describe = node.ok(&["describe", "pod", "nocreds"]);
+    assert!(describe.contains("ImagePullBackOff"), "{describe}");
+}
