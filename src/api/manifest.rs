@@ -4,12 +4,14 @@
 //! error that names it, never silently dropped. Field names and meanings are
 //! Kubernetes' own, so a Pod manifest that works there works here.
 
+mod config;
 mod dns;
 mod probe;
 mod scheduling;
 mod service;
 mod workload;
 
+pub use config::{decode as decode_base64, encode as encode_base64, Config, ConfigMap, Secret, DOCKER_CONFIG_JSON, OPAQUE};
 pub use dns::{DnsPolicy, PodDnsConfig, PodDnsConfigOption};
 pub use probe::{ExecAction, HttpGetAction, HttpHeader, IntOrString, Probe, Scheme, TcpSocketAction};
 pub use scheduling::{

@@ -72,10 +72,13 @@ pub enum Object {
     Service(Box<manifest::Service>),
     /// v1 Endpoints or a discovery.k8s.io/v1 EndpointSlice given by hand.
     Endpoints(Box<manifest::Manual>),
+    /// A v1 ConfigMap or Secret.
+    Config(Box<manifest::Config>),
 }
 
 /// The kinds Shoal runs, as an error lists them.
-const SUPPORTED: &str = "Pod, Service, Endpoints (v1), Deployment, ReplicaSet, DaemonSet (apps/v1), EndpointSlice (discovery.k8s.io/v1)";
+const SUPPORTED: &str =
+    "Pod, Service, Endpoints, ConfigMap, Secret (v1), Deployment, ReplicaSet, DaemonSet (apps/v1), EndpointSlice (discovery.k8s.io/v1)";
 
 /// Parses one or many YAML documents (block or flow style) into validated objects.
 pub fn parse_manifests(text: &str) -> Result<Vec<Object>, ManifestError> {
@@ -135,6 +138,16 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Object>, ManifestError> {
                 let problems = validate::validate_endpoint_slice(&e);
                 (Object::Endpoints(Box::new(manifest::Manual::EndpointSlice(e))), problems)
             }
+            "ConfigMap" => {
+                let c: manifest::ConfigMap = typed(value, document, &kind)?;
+                let problems = validate::validate_config_map(&c);
+                (Object::Config(Box::new(manifest::Config::ConfigMap(c))), problems)
+            }
+            "Secret" => {
+                let s: manifest::Secret = typed(value, document, &kind)?;
+                let problems = validate::validate_secret(&s);
+                (Object::Config(Box::new(manifest::Config::Secret(s.normalised()))), problems)
+            }
             _ => {
                 return Err(ManifestError::UnsupportedKind {
                     document,
@@ -189,6 +202,7 @@ mod tests {
                         Object::Workload(_) => "Workload",
                         Object::Service(_) => "Service",
                         Object::Endpoints(e) => e.kind(),
+                        Object::Config(c) => c.kind(),
                     });
                 }
             }

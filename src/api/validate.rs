@@ -5,12 +5,14 @@ use super::quantity::Quantity;
 use crate::runtime::image::ImageRef;
 use std::collections::HashSet;
 
+mod config;
 pub mod dns;
 mod probe;
 mod scheduling;
 mod service;
 mod workload;
 
+pub use config::{key_problem, validate_config_map, validate_secret};
 pub use service::{validate_endpoint_slice, validate_endpoints, validate_service};
 pub use workload::validate_workload;
 

@@ -182,6 +182,31 @@ pub enum Request {
     },
     /// What gossip costs on the node asked (`shoal info`).
     GossipInfo,
+    /// ConfigMaps or Secrets (`kind`); all namespaces when `namespace` is
+    /// `None`, one object when `name` is given.
+    GetConfigs {
+        /// `ConfigMap` or `Secret`.
+        kind: String,
+        /// Namespace filter.
+        namespace: Option<String>,
+        /// One object.
+        name: Option<String>,
+    },
+    /// Delete a ConfigMap or Secret (admin only).
+    DeleteConfig {
+        /// `ConfigMap` or `Secret`.
+        kind: String,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// Create the objects of a manifest, refusing any that exists
+    /// (ConfigMaps and Secrets; admin only).
+    Create {
+        /// The manifest text.
+        manifest: String,
+    },
 }
 
 /// A Service and the addresses behind it.
@@ -405,5 +430,10 @@ pub enum Reply {
     GossipInfo {
         /// Its counters.
         stats: crate::gossip::stats::GossipStats,
+    },
+    /// ConfigMaps or Secrets.
+    Configs {
+        /// The list.
+        items: Vec<crate::state::config::ConfigObject>,
     },
 }

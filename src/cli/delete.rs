@@ -31,8 +31,11 @@ pub(super) async fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     if super::services::is_service(&kind) || super::services::is_endpoints(&kind) || super::services::is_slice(&kind) {
         return super::services::delete(ctx, &kind, name).await;
     }
+    if let Some(k) = super::config::kind_of(&kind) {
+        return super::config::delete(ctx, k, name).await;
+    }
     if !matches!(kind.as_str(), "pod" | "pods" | "po") {
-        bail!("kind {kind:?} is not supported (use pod, node, deployment, replicaset, daemonset, service or endpoints)");
+        bail!("kind {kind:?} is not supported (use pod, node, deployment, replicaset, daemonset, service, endpoints, configmap or secret)");
     }
     let req = Request::DeletePod(PodRef {
         namespace: ctx.namespace.clone(),

@@ -131,6 +131,9 @@ pub(super) async fn get(ctx: &Ctx, mut a: GetArgs) -> Result<i32> {
     if super::events::is_kind(&a.kind) {
         return super::events::get(ctx, a.output).await;
     }
+    if let Some(kind) = super::config::kind_of(&a.kind) {
+        return super::config::get(ctx, kind, a.name, a.output, a.all_namespaces).await;
+    }
     if super::services::is_service(&a.kind) || super::services::is_endpoints(&a.kind) {
         let endpoints = super::services::is_endpoints(&a.kind);
         return super::services::get(ctx, endpoints, a.name, a.output, a.all_namespaces).await;
@@ -233,6 +236,9 @@ pub(super) async fn describe(ctx: &Ctx, a: DescribeArgs) -> Result<i32> {
     }
     if super::services::is_service(&kind_word) {
         return super::services::describe(ctx, &name).await;
+    }
+    if let Some(kind) = super::config::kind_of(&kind_word) {
+        return super::config::describe(ctx, kind, name).await;
     }
     pod_kind(&kind_word)?;
     let req = Request::GetPod(PodRef {

@@ -4,6 +4,7 @@
 mod agent;
 mod apply;
 mod bench;
+mod config;
 mod cordon;
 mod delete;
 mod events;
@@ -72,6 +73,9 @@ enum Command {
     Hollow(hollow::Args),
     /// Create or update objects from YAML (`-f -` reads stdin).
     Apply(apply::Args),
+    /// Create a Secret or ConfigMap from literals or files.
+    #[command(subcommand)]
+    Create(config::CreateCmd),
     /// List objects.
     Get(get::GetArgs),
     /// Show one object in detail.
@@ -137,6 +141,7 @@ impl Cli {
                 Command::Hollow(a) => hollow::run(a).await,
                 Command::Apply(a) => apply::run(&ctx, a).await,
                 Command::Get(a) => get::get(&ctx, a).await,
+                Command::Create(c) => config::create(&ctx, c).await,
                 Command::Describe(a) => get::describe(&ctx, a).await,
                 Command::Logs(a) => logs::run(&ctx, a).await,
                 Command::Delete(a) => delete::run(&ctx, a).await,

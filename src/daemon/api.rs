@@ -72,6 +72,8 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
             | Request::Workload { .. }
             | Request::Drain { .. }
             | Request::DeleteService { .. }
+            | Request::DeleteConfig { .. }
+            | Request::Create { .. }
     );
     if writes && peer != super::cluster_api::ADMIN {
         reply(
@@ -130,6 +132,18 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
         }
         Request::DeleteService { kind, namespace, name } => {
             let r = super::services::delete(&deps.cluster.consensus, &kind, &namespace, &name).await;
+            reply(&mut send, &r).await?;
+        }
+        Request::GetConfigs { kind, namespace, name } => {
+            let r = super::objects::configs(&deps.cluster.consensus, &kind, namespace.as_deref(), name.as_deref());
+            reply(&mut send, &r).await?;
+        }
+        Request::DeleteConfig { kind, namespace, name } => {
+            let r = super::objects::delete_config(&deps.cluster.consensus, &kind, &namespace, &name).await;
+            reply(&mut send, &r).await?;
+        }
+        Request::Create { manifest } => {
+            let r = super::objects::create(&deps.cluster.consensus, &manifest).await;
             reply(&mut send, &r).await?;
         }
         Request::Logs { pod, container, follow } => logs(&deps, &mut send, &pod, container, follow).await?,

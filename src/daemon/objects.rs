@@ -25,14 +25,27 @@ pub(crate) fn new_uid() -> String {
     format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
 }
 
-/// Validates every document, then commits each pod in turn; the first
+/// Validates every document, then commits each object in turn; the first
 /// refusal stops the rest and says what was applied before it.
 pub async fn apply(c: &Consensus, manifest: &str) -> Reply {
+    write(c, manifest, false).await
+}
+
+/// As [`apply`], but an object that exists is refused (`shoal create`);
+/// only ConfigMaps and Secrets.
+pub async fn create(c: &Consensus, manifest: &str) -> Reply {
+    write(c, manifest, true).await
+}
+
+async fn write(c: &Consensus, manifest: &str, create_only: bool) -> Reply {
     let parsed = match parse_manifests(manifest) {
         Ok(p) => p,
         Err(e) => return error(e.to_string()),
     };
     let mut objects: Vec<Applied> = Vec::new();
+    if create_only && parsed.iter().any(|o| !matches!(o, Object::Config(_))) {
+        return error("create makes ConfigMaps and Secrets; use apply for other objects");
+    }
     for obj in parsed {
         let now_ms = crate::runtime::shim::now_ms();
         let (object, cmd) = match obj {
@@ -67,6 +80,15 @@ pub async fn apply(c: &Consensus, manifest: &str) -> Reply {
                     crate::api::manifest::Manual::EndpointSlice(x) => format!("endpointslice.discovery.k8s.io/{}", x.metadata.name),
                 },
                 Command::PutEndpoints { endpoints: e, now_ms },
+            ),
+            Object::Config(config) => (
+                format!("{}/{}", config.kind().to_lowercase(), config.metadata().name),
+                Command::PutConfig {
+                    config,
+                    uid: new_uid(),
+                    now_ms,
+                    create_only,
+                },
             ),
         };
         let failure = match c.write(cmd).await {
@@ -125,5 +147,41 @@ pub fn pod(c: &Consensus, p: &PodRef) -> Reply {
         Ok(Some(obj)) => Reply::Pods { pods: vec![view(obj)] },
         Ok(None) => error(format!("pod {:?} not found in namespace {:?}", p.name, p.namespace)),
         Err(e) => error(format!("reading the state: {e}")),
+    }
+}
+
+/// ConfigMaps or Secrets, from this node's replica.
+pub fn configs(c: &Consensus, kind: &str, namespace: Option<&str>, name: Option<&str>) -> Reply {
+    if !matches!(kind, "ConfigMap" | "Secret") {
+        return error(format!("unknown kind {kind:?} (ConfigMap or Secret)"));
+    }
+    let items = match c.replica.configs(kind) {
+        Ok(all) => all,
+        Err(e) => return error(format!("reading the state: {e}")),
+    };
+    let items: Vec<_> = items
+        .into_iter()
+        .filter(|o| namespace.is_none_or(|n| o.key().0 == n) && name.is_none_or(|n| o.key().1 == n))
+        .collect();
+    if let (Some(n), true) = (name, items.is_empty()) {
+        let ns = namespace.unwrap_or("default");
+        return error(format!("{} {n:?} not found in namespace {ns:?}", kind.to_lowercase()));
+    }
+    Reply::Configs { items }
+}
+
+/// Deletes a ConfigMap or Secret. Pods that use it keep what they have.
+pub async fn delete_config(c: &Consensus, kind: &str, namespace: &str, name: &str) -> Reply {
+    let cmd = Command::DeleteConfig {
+        kind: kind.into(),
+        namespace: namespace.into(),
+        name: name.into(),
+    };
+    match c.write(cmd).await {
+        Ok(Response::Refused(why)) => error(why),
+        Ok(_) => Reply::Deleted {
+            object: format!("{}/{name}", kind.to_lowercase()),
+        },
+        Err(e) => error(e.to_string()),
     }
 }

@@ -139,6 +139,13 @@ pub fn apply_command(tx: &Transaction<'_>, cmd: &Command) -> rusqlite::Result<Re
         },
         Command::PutService { service, uid, now_ms } => super::service::put(tx, (**service).clone(), uid, *now_ms)?,
         Command::DeleteService { namespace, name } => super::service::delete(tx, namespace, name)?,
+        Command::PutConfig {
+            config,
+            uid,
+            now_ms,
+            create_only,
+        } => super::config::put(tx, (**config).clone(), uid, *now_ms, *create_only)?,
+        Command::DeleteConfig { kind, namespace, name } => super::config::delete(tx, kind, namespace, name)?,
         Command::PutEndpoints { endpoints, now_ms } => super::service::put_endpoints(tx, (**endpoints).clone(), *now_ms)?,
         Command::DeleteEndpoints { kind, namespace, name } => super::service::delete_endpoints(tx, kind, namespace, name)?,
     })

@@ -8,6 +8,7 @@
 //! sm_joined(name, key_sha256, token, joined_ms)
 //! sm_events(seq, json)                       -- the last EVENTS_KEPT events
 //! sm_workloads(kind, namespace, name, uid, json) -- WorkloadObject: Deployment, ReplicaSet, DaemonSet
+//! sm_config(kind, namespace, name, json)   -- ConfigObject: ConfigMap, Secret
 //! sm_meta(key, value)                        -- last applied log id, membership, next raft id,
 //!                                               the address plan (ClusterNetwork)
 //! ```
@@ -18,6 +19,7 @@
 
 mod apply;
 mod apply_workload;
+pub mod config;
 pub mod network;
 mod read;
 pub mod service;
@@ -429,6 +431,26 @@ pub enum Command {
         /// Name.
         name: String,
     },
+    /// Create or update a ConfigMap or Secret.
+    PutConfig {
+        /// The object.
+        config: Box<crate::api::manifest::Config>,
+        /// Uid, if it is created.
+        uid: String,
+        /// Proposer's clock.
+        now_ms: u64,
+        /// Refuse if it exists (`create`).
+        create_only: bool,
+    },
+    /// Delete a ConfigMap or Secret.
+    DeleteConfig {
+        /// `ConfigMap` or `Secret`.
+        kind: String,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
 }
 
 impl Command {
@@ -455,6 +477,8 @@ impl Command {
             Command::DeleteService { .. } => "delete service",
             Command::PutEndpoints { .. } => "apply endpoints",
             Command::DeleteEndpoints { .. } => "delete endpoints",
+            Command::PutConfig { .. } => "apply config",
+            Command::DeleteConfig { .. } => "delete config",
         }
     }
 }

@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS sm_services (namespace TEXT NOT NULL, name TEXT NOT N
   PRIMARY KEY (namespace, name));
 CREATE TABLE IF NOT EXISTS sm_endpoints (kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
   json TEXT NOT NULL, PRIMARY KEY (kind, namespace, name));
+CREATE TABLE IF NOT EXISTS sm_config (kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+  json TEXT NOT NULL, PRIMARY KEY (kind, namespace, name));
 ";
 
 /// This node's copy of the cluster state: one SQLite connection shared by

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The tables a snapshot carries, in the order they are restored.
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 10] = [
     "sm_meta",
     "sm_nodes",
     "sm_tokens",
@@ -19,6 +19,7 @@ const TABLES: [&str; 9] = [
     "sm_workloads",
     "sm_services",
     "sm_endpoints",
+    "sm_config",
 ];
 
 #[derive(Serialize, Deserialize, Default)]
