@@ -92,6 +92,7 @@ async fn a_private_image_pulls_with_credentials_and_is_refused_without() {
     let (_dir2, st2) = store("private-secret");
     let creds = Credentials {
         basic: Some((USER.into(), PASSWORD.into())),
+        registry: Some(reg.host.clone()),
     };
     pull(&st2, &registries(&reg, None), &image, &creds, &Progress::default())
         .await

@@ -16,6 +16,8 @@ pub struct PodFacts {
     pub pod_ip: Option<IpAddr>,
     /// The node's address.
     pub host_ip: Option<IpAddr>,
+    /// The ConfigMaps and Secrets the pod refers to, as the state has them.
+    pub configs: crate::runtime::projection::PodConfigs,
 }
 
 /// The field paths Kubernetes allows in an env var's `fieldRef`.
@@ -70,6 +72,7 @@ mod tests {
         )
         .unwrap();
         let facts = PodFacts {
+            configs: Default::default(),
             uid: "u1".into(),
             node_name: "pi-3".into(),
             pod_ip: Some("10.42.3.7".parse().unwrap()),

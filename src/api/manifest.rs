@@ -124,6 +124,9 @@ pub struct PodSpec {
     /// Name servers, search domains and options added to the policy's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_config: Option<PodDnsConfig>,
+    /// Secrets of type `kubernetes.io/dockerconfigjson` to pull images with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
 }
 
 impl PodSpec {
@@ -207,6 +210,9 @@ pub struct Container {
     /// Environment variables, after the image's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// Every key of a ConfigMap or Secret as variables (before `env`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
     /// Replaces the image's working directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
@@ -267,6 +273,134 @@ pub struct EnvVarSource {
     /// A field of the pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field_ref: Option<ObjectFieldSelector>,
+    /// A key of a ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_key_ref: Option<KeySelector>,
+    /// A key of a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<KeySelector>,
+}
+
+/// A key of a ConfigMap or Secret in the pod's namespace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeySelector {
+    /// The object.
+    #[serde(default)]
+    pub name: String,
+    /// The key.
+    pub key: String,
+    /// Start without it when the object or key is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
+/// An object in the pod's namespace, by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalObjectReference {
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `envFrom`: every key of a ConfigMap or Secret.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvFromSource {
+    /// Put before each key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// A ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<OptionalReference>,
+    /// A Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<OptionalReference>,
+}
+
+/// An object by name that may be missing if `optional`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OptionalReference {
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// Start without it when missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
+/// A file mode as manifests write it: a number, or YAML 1.1's octal
+/// (`0400`, which Kubernetes' YAML reads as 256; a YAML 1.2 reader sees
+/// a string) or `0o400`.
+fn file_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Mode {
+        Number(i32),
+        Text(String),
+    }
+    match Option::<Mode>::deserialize(d)? {
+        None => Ok(None),
+        Some(Mode::Number(n)) => Ok(Some(n)),
+        Some(Mode::Text(t)) => {
+            let digits = t.strip_prefix("0o").or_else(|| t.strip_prefix('0')).filter(|d| !d.is_empty());
+            digits
+                .and_then(|d| i32::from_str_radix(d, 8).ok())
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("{t:?} is not a file mode (a number, or octal such as 0644)")))
+        }
+    }
+}
+
+/// A key of a ConfigMap or Secret as a file of a volume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyToPath {
+    /// The key.
+    pub key: String,
+    /// The file's relative path.
+    pub path: String,
+    /// Its mode (else the volume's `defaultMode`).
+    #[serde(default, deserialize_with = "file_mode", skip_serializing_if = "Option::is_none")]
+    pub mode: Option<i32>,
+}
+
+/// A ConfigMap as a volume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigMapVolume {
+    /// The ConfigMap.
+    #[serde(default)]
+    pub name: String,
+    /// Only these keys, at these paths (else every key, by its name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<KeyToPath>,
+    /// The files' mode; 0644 when absent.
+    #[serde(default, deserialize_with = "file_mode", skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<i32>,
+    /// Start with an empty volume when the ConfigMap is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
+/// A Secret as a volume (its files on a tmpfs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretVolume {
+    /// The Secret.
+    #[serde(default)]
+    pub secret_name: String,
+    /// Only these keys, at these paths (else every key, by its name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<KeyToPath>,
+    /// The files' mode; 0644 when absent.
+    #[serde(default, deserialize_with = "file_mode", skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<i32>,
+    /// Start with an empty volume when the Secret is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
 }
 
 /// A field of the pod, by path (`status.podIP`).
@@ -356,6 +490,12 @@ pub struct Volume {
     /// A directory of the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_path: Option<HostPath>,
+    /// A ConfigMap's keys as files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapVolume>,
+    /// A Secret's keys as files, on a tmpfs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretVolume>,
 }
 
 /// emptyDir settings.

@@ -73,6 +73,30 @@ pub fn validate_pod(pod: &Pod) -> Vec<String> {
         if !volumes.insert(v.name.as_str()) {
             bad(format!("{field}.name"), format!("duplicate volume name {:?}", v.name));
         }
+        let sources = [
+            v.empty_dir.is_some(),
+            v.host_path.is_some(),
+            v.config_map.is_some(),
+            v.secret.is_some(),
+        ];
+        match sources.iter().filter(|x| **x).count() {
+            0 => bad(field.clone(), "needs a source: emptyDir, hostPath, configMap or secret".into()),
+            1 => {}
+            _ => bad(field.clone(), "has more than one source".into()),
+        }
+        if let Some(c) = &v.config_map {
+            config_volume(&format!("{field}.configMap"), "name", &c.name, &c.items, c.default_mode, &mut bad);
+        }
+        if let Some(sv) = &v.secret {
+            config_volume(
+                &format!("{field}.secret"),
+                "secretName",
+                &sv.secret_name,
+                &sv.items,
+                sv.default_mode,
+                &mut bad,
+            );
+        }
         match (&v.empty_dir, &v.host_path) {
             (Some(e), None) => {
                 if let Some(m) = &e.medium {
@@ -103,11 +127,15 @@ pub fn validate_pod(pod: &Pod) -> Vec<String> {
                     }
                 }
             }
-            (None, None) => bad(field, "needs a source: emptyDir or hostPath".into()),
-            (Some(_), Some(_)) => bad(field, "has more than one source".into()),
+            _ => {}
         }
     }
 
+    for (i, r) in pod.spec.image_pull_secrets.iter().enumerate() {
+        if let Err(why) = dns_subdomain(&r.name) {
+            bad(format!("spec.imagePullSecrets[{i}].name"), why);
+        }
+    }
     let mut names = HashSet::new();
     let all = pod
         .spec
@@ -158,8 +186,32 @@ fn validate_container(c: &Container, volumes: &HashSet<&str>) -> Vec<(String, St
             if !e.value.is_empty() {
                 out.push((at.clone(), "may not be specified when `value` is not empty".into()));
             }
+            let set = [
+                from.field_ref.is_some(),
+                from.config_map_key_ref.is_some(),
+                from.secret_key_ref.is_some(),
+            ];
+            if set.iter().filter(|x| **x).count() != 1 {
+                out.push((
+                    at.clone(),
+                    "must specify exactly one of: `fieldRef`, `configMapKeyRef` or `secretKeyRef`".into(),
+                ));
+            }
+            for (what, sel) in [
+                ("configMapKeyRef", &from.config_map_key_ref),
+                ("secretKeyRef", &from.secret_key_ref),
+            ] {
+                if let Some(k) = sel {
+                    if let Err(why) = dns_subdomain(&k.name) {
+                        out.push((format!("{at}.{what}.name"), why));
+                    }
+                    if let Some(why) = config::key_problem(&k.key) {
+                        out.push((format!("{at}.{what}.key"), why));
+                    }
+                }
+            }
             match &from.field_ref {
-                None => out.push((at, "must specify fieldRef".into())),
+                None => {}
                 Some(f) if f.api_version.as_deref().is_some_and(|v| v != "v1") => out.push((
                     format!("{at}.fieldRef.apiVersion"),
                     format!("{:?}: only \"v1\" is supported", f.api_version.as_deref().unwrap_or_default()),
@@ -173,6 +225,23 @@ fn validate_container(c: &Container, volumes: &HashSet<&str>) -> Vec<(String, St
                     ),
                 )),
                 Some(_) => {}
+            }
+        }
+    }
+    for (i, e) in c.env_from.iter().enumerate() {
+        let at = format!("envFrom[{i}]");
+        match (&e.config_map_ref, &e.secret_ref) {
+            (Some(r), None) | (None, Some(r)) => {
+                if let Err(why) = dns_subdomain(&r.name) {
+                    let what = if e.config_map_ref.is_some() { "configMapRef" } else { "secretRef" };
+                    out.push((format!("{at}.{what}.name"), why));
+                }
+            }
+            _ => out.push((at.clone(), "must specify exactly one of: `configMapRef` or `secretRef`".into())),
+        }
+        if let Some(p) = &e.prefix {
+            if p.contains('=') || p.contains('\0') {
+                out.push((format!("{at}.prefix"), format!("{p:?} is not a valid variable name prefix")));
             }
         }
     }
@@ -331,5 +400,45 @@ mod tests {
         assert!(label_key("app").is_ok());
         assert!(label_key("bad key").is_err());
         assert!(label_value("").is_ok());
+    }
+}
+
+/// A configMap or secret volume's name, items and modes.
+fn config_volume(
+    field: &str,
+    name_field: &str,
+    name: &str,
+    items: &[crate::api::manifest::KeyToPath],
+    default_mode: Option<i32>,
+    bad: &mut impl FnMut(String, String),
+) {
+    if let Err(why) = dns_subdomain(name) {
+        bad(format!("{field}.{name_field}"), why);
+    }
+    let mode_ok = |m: i32| (0..=0o777).contains(&m);
+    if let Some(m) = default_mode.filter(|m| !mode_ok(*m)) {
+        bad(
+            format!("{field}.defaultMode"),
+            format!("Invalid value: {m}: must be a number between 0 and 0777 (octal), both inclusive"),
+        );
+    }
+    for (i, it) in items.iter().enumerate() {
+        let at = format!("{field}.items[{i}]");
+        if let Some(why) = config::key_problem(&it.key) {
+            bad(format!("{at}.key"), why);
+        }
+        let p = &it.path;
+        if p.is_empty() || p.starts_with('/') || p.split('/').any(|part| part == ".." || part.is_empty()) || p.starts_with("..") {
+            bad(
+                format!("{at}.path"),
+                format!("Invalid value: {p:?}: must be a relative path without '..' and not start with '..'"),
+            );
+        }
+        if let Some(m) = it.mode.filter(|m| !mode_ok(*m)) {
+            bad(
+                format!("{at}.mode"),
+                format!("Invalid value: {m}: must be a number between 0 and 0777 (octal), both inclusive"),
+            );
+        }
     }
 }

@@ -18,7 +18,6 @@ use crate::api::status::PodStatus;
 use crate::daemon::shutdown::Shutdown;
 use crate::net::dns::resolv::ResolvConf;
 use crate::net::{NetError, PodNetwork};
-use crate::runtime::image::pull::Credentials;
 use crate::runtime::image::ImageError;
 use crate::runtime::{proc, shim, Runtime, RuntimeError};
 use crate::state::{PodObject, Replica, StatusReport};
@@ -77,6 +76,9 @@ struct Driver {
     reports: mpsc::UnboundedSender<StatusReport>,
     /// The last status sent for each pod (uid, status), so each is sent once.
     reported: HashMap<PodKey, (String, PodStatus)>,
+    /// What the configMap and secret volumes of each pod were last written
+    /// from, so a change in the state reaches them.
+    projected: HashMap<PodKey, crate::runtime::projection::PodConfigs>,
 }
 
 /// Runs the node loop until shutdown. Containers keep running afterwards.
@@ -108,6 +110,7 @@ pub async fn run(deps: NodeDeps) {
         resolv_conf,
         reports,
         reported: HashMap::new(),
+        projected: HashMap::new(),
     };
     d.restore().await;
     d.sync();
@@ -196,6 +199,7 @@ impl Driver {
                 // The pod is gone here but not yet in the state: say so again.
                 None => self.report(key, &p.uid, None),
                 Some((uid, _)) if uid == p.uid => {
+                    self.refresh_volumes(&key, p);
                     if let Some(mut s) = self.node.status(&key) {
                         s.terminating = p.deleting_ms.is_some();
                         if s != p.status {
@@ -206,6 +210,26 @@ impl Driver {
                 Some(_) => {} // the old incarnation is still being torn down
             }
         }
+    }
+
+    /// Rewrites a running pod's configMap and secret volumes when what
+    /// they show changed in the state (the environment stays as started,
+    /// as in Kubernetes).
+    fn refresh_volumes(&mut self, key: &PodKey, p: &PodObject) {
+        if !super::configs::has_config_volumes(&p.pod) {
+            return;
+        }
+        let now = super::configs::pod_configs(&self.replica, &p.pod);
+        if self.projected.get(key) == Some(&now) {
+            return;
+        }
+        self.projected.insert(key.clone(), now.clone());
+        let (rt, uid, pod, key) = (self.runtime.clone(), p.uid.clone(), p.pod.clone(), key.clone());
+        tokio::task::spawn_blocking(move || match rt.project(&uid, &pod, &now) {
+            Ok(changed) if !changed.is_empty() => info!(pod = ?key, volumes = ?changed, "volumes updated from the state"),
+            Ok(_) => {}
+            Err(e) => warn!(pod = ?key, error = %e, "updating volumes failed"),
+        });
     }
 
     fn start_pod(&mut self, p: &PodObject) {
@@ -272,12 +296,6 @@ impl Driver {
             Effect::Start { key, uid, container } => {
                 let rt = self.runtime.clone();
                 let net = self.net.clone();
-                let facts = PodFacts {
-                    uid: uid.clone(),
-                    node_name: self.node_name.clone(),
-                    pod_ip: None,
-                    host_ip: Some(self.host_ip),
-                };
                 let events = self.events.clone();
                 let pod = match self.store.get_pod(&key.0, &key.1) {
                     Ok(Some(rec)) => rec.pod,
@@ -286,12 +304,23 @@ impl Driver {
                         return;
                     }
                 };
+                let configs = super::configs::pod_configs(&self.replica, &pod);
+                if super::configs::has_config_volumes(&pod) {
+                    self.projected.insert(key.clone(), configs.clone());
+                }
+                let facts = PodFacts {
+                    uid: uid.clone(),
+                    node_name: self.node_name.clone(),
+                    pod_ip: None,
+                    host_ip: Some(self.host_ip),
+                    configs,
+                };
                 let dns = self.pod_dns();
                 let job = StartJob {
                     key,
                     facts,
                     dns,
-                    creds: Credentials::default(),
+                    pull_secrets: super::configs::pull_secrets(&self.replica, &pod),
                     pod,
                     name: container,
                 };
@@ -327,6 +356,7 @@ impl Driver {
             }
             Effect::Teardown { key, uid, containers } => {
                 self.handles.remove(&key);
+                self.projected.remove(&key);
                 if let Err(e) = self.store.delete_pod(&key.0, &key.1) {
                     warn!(pod = ?key, error = %e, "could not remove pod from the store");
                 }
@@ -452,8 +482,8 @@ struct StartJob {
     dns: PodDns,
     pod: Pod,
     name: String,
-    /// From the pod's `imagePullSecrets`.
-    creds: Credentials,
+    /// The registry credentials of the pod's `imagePullSecrets`.
+    pull_secrets: Vec<std::collections::BTreeMap<String, (String, String)>>,
 }
 
 async fn start_container(rt: Arc<Runtime>, net: Arc<PodNetwork>, events: mpsc::Sender<(Input, Option<RuntimeHandle>)>, job: StartJob) {
@@ -463,7 +493,7 @@ async fn start_container(rt: Arc<Runtime>, net: Arc<PodNetwork>, events: mpsc::S
         dns,
         pod,
         name,
-        creds,
+        pull_secrets,
     } = job;
     let Some(c) = pod
         .spec
@@ -476,6 +506,10 @@ async fn start_container(rt: Arc<Runtime>, net: Arc<PodNetwork>, events: mpsc::S
         return;
     };
     let uid = facts.uid.clone();
+    let domain = crate::runtime::image::ImageRef::parse(&c.image)
+        .map(|r| r.domain)
+        .unwrap_or_default();
+    let creds = crate::runtime::image::docker_config::for_registry(&pull_secrets, &domain);
     let result = async {
         rt.create_sandbox(&uid, &pod).await?;
         let ip = net.attach(&uid, &rt.paths().pod(&uid).join("ns/net")).await?;
@@ -516,6 +550,7 @@ async fn start_container(rt: Arc<Runtime>, net: Arc<PodNetwork>, events: mpsc::S
             let reason = match &e {
                 StartError::Image(f) => f.reason,
                 StartError::Runtime(RuntimeError::Image(ImageError::NotFound { .. })) => "ErrImageNeverPull",
+                StartError::Runtime(RuntimeError::Config(_)) => "CreateContainerConfigError",
                 StartError::Runtime(RuntimeError::Image(_)) => "InvalidImage",
                 StartError::Runtime(_) => "CreateContainerError",
                 StartError::Net(NetError::NotReady) => "NetworkNotReady",

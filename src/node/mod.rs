@@ -2,6 +2,7 @@
 //! time and returns effects. `driver.rs` carries the effects out (runtime,
 //! store, timers) and feeds results back; tests drive it on a virtual clock.
 
+pub mod configs;
 pub mod container;
 pub mod driver;
 pub mod hollow;

@@ -26,6 +26,7 @@ impl Runtime {
                 source: e,
             })?;
         }
+        sandbox::ensure_tmpfs(&self.paths.pod_tmpfs(uid))?;
         let ns = dir.join("ns");
         if sandbox::is_ready(&ns) {
             return Ok(());
@@ -89,6 +90,7 @@ impl Runtime {
     /// Writes the bundle of container `c`: `config.json` and `shim.json`.
     pub fn create_bundle(&self, uid: &str, pod: &Pod, c: &Container, facts: &PodFacts) -> Result<PathBuf, RuntimeError> {
         let image = self.images.resolve(&c.image)?;
+        self.project(uid, pod, &facts.configs)?;
         let bundle = self.paths.bundle(uid, &c.name);
         std::fs::create_dir_all(&bundle).map_err(|e| RuntimeError::Io {
             path: bundle.clone(),
@@ -105,5 +107,27 @@ impl Runtime {
         let p = bundle.join("shim.json");
         std::fs::write(&p, serde_json::to_vec_pretty(&cfg).expect("plain struct")).map_err(|e| RuntimeError::Io { path: p, source: e })?;
         Ok(bundle)
+    }
+
+    /// Writes the files of the pod's configMap and secret volumes from
+    /// `configs`; a volume whose files are there already is left alone.
+    /// Returns the names of the volumes it changed.
+    pub fn project(&self, uid: &str, pod: &Pod, configs: &super::projection::PodConfigs) -> Result<Vec<String>, RuntimeError> {
+        let mut changed = Vec::new();
+        if pod.spec.volumes.iter().any(|v| v.secret.is_some()) {
+            // Never a Secret's value on disk: its tmpfs first.
+            sandbox::ensure_tmpfs(&self.paths.pod_tmpfs(uid))?;
+        }
+        for vol in &pod.spec.volumes {
+            let Some(files) = super::projection::files_of(vol, pod.metadata.namespace(), configs) else {
+                continue;
+            };
+            let dir = super::spec::config_volume_dir(&self.paths, uid, vol);
+            let files = super::projection::sorted(files?);
+            if super::projection::write(&dir, &files).map_err(|e| RuntimeError::Io { path: dir, source: e })? {
+                changed.push(vol.name.clone());
+            }
+        }
+        Ok(changed)
     }
 }

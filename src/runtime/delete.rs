@@ -14,6 +14,7 @@ impl Runtime {
         }
         let dir = self.paths.pod(uid);
         sandbox::remove(&dir.join("ns"));
+        sandbox::remove_tmpfs(&self.paths.pod_tmpfs(uid));
         cgroups::remove(&self.paths.pod_cgroup(uid));
         let _ = std::fs::remove_dir_all(&dir);
         self.sandboxes.lock().unwrap_or_else(PoisonError::into_inner).remove(uid);

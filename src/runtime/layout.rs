@@ -7,7 +7,9 @@
 //! DATA/images/                       image store
 //! DATA/run/oci/<container id>/       libcontainer state
 //! DATA/pods/<uid>/ns/{net,ipc,uts}   the pod's namespaces, bind-mounted
-//! DATA/pods/<uid>/volumes/<name>/    emptyDir volumes
+//! DATA/pods/<uid>/volumes/<name>/    emptyDir and configMap volumes
+//! DATA/pods/<uid>/tmpfs/             a tmpfs: the containers' config.json
+//!                                    (their environment) and secret volumes
 //! DATA/pods/<uid>/logs/<ctr>.log     stdout and stderr
 //! DATA/pods/<uid>/containers/<ctr>/  bundle: config.json, shim.json, rootfs/,
 //!                                    upper/, work/, exit.json, shim.log
@@ -65,6 +67,11 @@ impl NodePaths {
     /// A pod's directory.
     pub fn pod(&self, uid: &str) -> PathBuf {
         self.data.join("pods").join(uid)
+    }
+
+    /// The pod's tmpfs: what holds Secrets' values.
+    pub fn pod_tmpfs(&self, uid: &str) -> PathBuf {
+        self.pod(uid).join("tmpfs")
     }
 
     /// A container's bundle directory.

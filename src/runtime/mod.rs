@@ -14,6 +14,7 @@ mod kill;
 pub mod layout;
 pub mod probe;
 pub mod proc;
+pub mod projection;
 pub mod sandbox;
 pub mod shim;
 pub mod spec;
@@ -39,6 +40,9 @@ pub enum RuntimeError {
     /// The OCI spec could not be built.
     #[error("{0}")]
     Spec(String),
+    /// A ConfigMap or Secret the container refers to is missing.
+    #[error(transparent)]
+    Config(#[from] projection::ConfigError),
     /// libcontainer refused or failed.
     #[error("container {id}: {message}")]
     Libcontainer {

@@ -52,6 +52,31 @@ pub fn create(dir: &Path, hostname: &str) -> Result<(), RuntimeError> {
 }
 
 /// Unmounts and removes the namespaces of a pod.
+/// Mounts a tmpfs at `dir` unless one is there (it goes with a reboot;
+/// the starts after it write its contents again).
+pub fn ensure_tmpfs(dir: &Path) -> Result<(), crate::runtime::RuntimeError> {
+    use nix::mount::{mount, MsFlags};
+    let io = |e: std::io::Error| crate::runtime::RuntimeError::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let is_tmpfs = nix::sys::statfs::statfs(dir).map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
+    if is_tmpfs.unwrap_or(false) {
+        return Ok(());
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some("mode=0700,size=32m")).map_err(|e| crate::runtime::RuntimeError::Sys {
+        what: format!("mount tmpfs on {}", dir.display()),
+        source: e,
+    })
+}
+
+/// Unmounts the pod's tmpfs (its Secrets' values go with it).
+pub fn remove_tmpfs(dir: &Path) {
+    let _ = umount2(dir, MntFlags::MNT_DETACH);
+}
+
 pub fn remove(dir: &Path) {
     for k in KINDS {
         let _ = umount2(&dir.join(k), MntFlags::MNT_DETACH);

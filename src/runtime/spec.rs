@@ -3,6 +3,7 @@
 
 use super::image::ResolvedImage;
 use super::layout::NodePaths;
+use super::projection::{ConfigError, Source};
 use super::RuntimeError;
 use crate::api::downward::PodFacts;
 use crate::api::manifest::{Container, Pod};
@@ -10,7 +11,7 @@ use crate::api::quantity::Quantity;
 use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Capabilities a container gets: Docker's default set.
 pub const DEFAULT_CAPS: &[&str] = &[
@@ -170,10 +171,66 @@ pub fn process_of(
         set(&mut env, k.into(), v.into());
     }
     set(&mut env, "HOSTNAME".into(), pod.metadata.name.clone());
+    let ns = pod.metadata.namespace();
+    for e in &c.env_from {
+        let (source, r) = match (&e.config_map_ref, &e.secret_ref) {
+            (Some(r), _) => (Source::ConfigMap, r),
+            (None, Some(r)) => (Source::Secret, r),
+            (None, None) => continue,
+        };
+        let Some(values) = facts.configs.get(source, &r.name) else {
+            if r.optional.unwrap_or(false) {
+                continue;
+            }
+            return Err(ConfigError::Missing {
+                of: source,
+                name: r.name.clone(),
+            }
+            .into());
+        };
+        for (k, v) in values {
+            let name = format!("{}{k}", e.prefix.as_deref().unwrap_or(""));
+            // As the kubelet: keys that are not variable names are skipped.
+            if name.is_empty() || name.contains('=') || name.as_bytes()[0].is_ascii_digit() {
+                continue;
+            }
+            set(&mut env, name, String::from_utf8_lossy(v).into_owned());
+        }
+    }
     for e in &c.env {
-        let v = match e.value_from.as_ref().and_then(|f| f.field_ref.as_ref()) {
-            Some(f) => crate::api::downward::field_value(pod, facts, &f.field_path),
-            None => {
+        let from = e.value_from.as_ref();
+        let key_ref = from.and_then(|f| {
+            f.config_map_key_ref
+                .as_ref()
+                .map(|k| (Source::ConfigMap, k))
+                .or(f.secret_key_ref.as_ref().map(|k| (Source::Secret, k)))
+        });
+        let v = match (from.and_then(|f| f.field_ref.as_ref()), key_ref) {
+            (Some(f), _) => crate::api::downward::field_value(pod, facts, &f.field_path),
+            (None, Some((source, k))) => {
+                let optional = k.optional.unwrap_or(false);
+                match facts.configs.get(source, &k.name).map(|vals| vals.get(&k.key)) {
+                    Some(Some(v)) => String::from_utf8_lossy(v).into_owned(),
+                    _ if optional => continue,
+                    None => {
+                        return Err(ConfigError::Missing {
+                            of: source,
+                            name: k.name.clone(),
+                        }
+                        .into())
+                    }
+                    Some(None) => {
+                        return Err(ConfigError::NoKey {
+                            of: source,
+                            namespace: ns.into(),
+                            name: k.name.clone(),
+                            key: k.key.clone(),
+                        }
+                        .into())
+                    }
+                }
+            }
+            (None, None) => {
                 let known: BTreeMap<String, String> = env.iter().cloned().collect();
                 expand(&e.value, &known)
             }
@@ -272,6 +329,15 @@ fn resources(c: &Container) -> Value {
     res
 }
 
+/// Where a configMap or secret volume's files are: secrets on the pod's
+/// tmpfs, ConfigMaps on disk.
+pub fn config_volume_dir(paths: &NodePaths, uid: &str, vol: &crate::api::manifest::Volume) -> PathBuf {
+    match vol.secret {
+        Some(_) => paths.pod_tmpfs(uid).join("volumes").join(&vol.name),
+        None => paths.pod(uid).join("volumes").join(&vol.name),
+    }
+}
+
 /// Volume mounts; creates hostPath targets where the type asks for it.
 fn volume_mounts(paths: &NodePaths, uid: &str, pod: &Pod, c: &Container) -> Result<Vec<Value>, RuntimeError> {
     let mut out = Vec::new();
@@ -283,6 +349,12 @@ fn volume_mounts(paths: &NodePaths, uid: &str, pod: &Pod, c: &Container) -> Resu
             .find(|v| v.name == m.name)
             .ok_or_else(|| RuntimeError::Spec(format!("no volume {:?}", m.name)))?;
         let ro = if m.read_only { "ro" } else { "rw" };
+        if vol.config_map.is_some() || vol.secret.is_some() {
+            // Written by `Runtime::project` before the spec; always read-only.
+            let src = config_volume_dir(paths, uid, vol);
+            out.push(json!({"destination": m.mount_path, "type": "bind", "source": src, "options": ["rbind", "ro"]}));
+            continue;
+        }
         if let Some(e) = &vol.empty_dir {
             if e.medium.as_deref() == Some("Memory") {
                 let mut opts = vec!["nosuid".to_string(), "nodev".into(), ro.into()];
@@ -381,8 +453,14 @@ pub fn write_spec(
         },
     });
     let spec: Spec = serde_json::from_value(spec).map_err(|e| RuntimeError::Spec(format!("building OCI spec: {e}")))?;
-    let path = bundle.join("config.json");
-    spec.save(&path).map_err(|e| RuntimeError::Spec(format!("{}: {e}", path.display())))
+    // The spec holds the environment, Secrets' values included: it lives
+    // on the pod's tmpfs, and the bundle links to it.
+    let path = paths.pod_tmpfs(uid).join(format!("{}.json", c.name));
+    spec.save(&path)
+        .map_err(|e| RuntimeError::Spec(format!("{}: {e}", path.display())))?;
+    let link = bundle.join("config.json");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&path, &link).map_err(|e| RuntimeError::Io { path: link, source: e })
 }
 
 #[cfg(test)]

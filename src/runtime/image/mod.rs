@@ -10,6 +10,7 @@
 //! ```
 
 pub mod blob;
+pub mod docker_config;
 mod import;
 pub mod platform;
 pub mod policy;

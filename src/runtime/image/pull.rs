@@ -74,6 +74,9 @@ pub enum PullError {
 pub struct Credentials {
     /// Basic auth user and password.
     pub basic: Option<(String, String)>,
+    /// The registry host they are for: a mirror is not given them. `None`:
+    /// every endpoint.
+    pub registry: Option<String>,
 }
 
 /// Pulls `image` into `store`, telling `progress`; returns what was stored.
@@ -250,7 +253,11 @@ fn client(ep: &Endpoint) -> Result<Client, Fetch> {
 }
 
 fn auth(ep: &Endpoint, creds: &Credentials) -> Result<RegistryAuth, Fetch> {
-    if let Some((u, p)) = &creds.basic {
+    let for_here = creds
+        .registry
+        .as_deref()
+        .is_none_or(|r| super::docker_config::registry_host(&ep.host) == r);
+    if let (Some((u, p)), true) = (&creds.basic, for_here) {
         return Ok(RegistryAuth::Basic(u.clone(), p.clone()));
     }
     let Some(a) = &ep.config.auth else {
