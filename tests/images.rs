@@ -82,3 +82,46 @@ fn a_refused_pull_shows_err_image_pull_with_the_registrys_reason() {
     let describe = node.ok(&["describe", "pod", "nocreds"]);
     assert!(describe.contains("ImagePullBackOff"), "{describe}");
 }
+
+#[test]
+fn a_private_image_pulls_with_an_image_pull_secret_and_not_with_a_wrong_one() {
+    common::require_root();
+    let reg = TestRegistry::start("secret");
+    reg.push(&common::images_dir().join("busybox.tar"), "team/busybox:1");
+    let node = TestNode::start_bare("pullsecret");
+    trust(&node, &reg, false);
+    let image = format!("{}/team/busybox:1", reg.host);
+    let server = format!("--docker-server={}", reg.host);
+    node.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &server,
+        &format!("--docker-username={USER}"),
+        &format!("--docker-password={PASSWORD}"),
+    ]);
+    node.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "wrongcred",
+        &server,
+        &format!("--docker-username={USER}"),
+        "--docker-password=not-it",
+    ]);
+    let listed = node.ok(&["get", "secrets"]);
+    assert!(listed.contains("regcred") && listed.contains("kubernetes.io/dockerconfigjson"), "{listed}");
+
+    let wrong = pod_yaml("wrong", &image, "  imagePullSecrets: [{name: wrongcred}]\n");
+    assert!(node.apply(&wrong).status.success());
+    let p = node.wait_pod("wrong", 20, "a refused pull", |p| {
+        matches!(waiting(p).0.as_str(), "ErrImagePull" | "ImagePullBackOff") && waiting(p).1.contains("as user")
+    });
+    let (_, message) = waiting(&p);
+    assert!(message.contains(&image) && message.contains(&format!("as user {USER}")), "{message}");
+
+    let right = pod_yaml("right", &image, "  imagePullSecrets: [{name: regcred}]\n");
+    assert!(node.apply(&right).status.success());
+    node.wait_running("right");
+}
