@@ -58,6 +58,26 @@ fn a_pod_pulls_its_image_from_the_registry_and_never_means_never() {
 
     // The Never pod starts once the image is here (its back-off is short).
     node.wait_running("never");
+
+    // `image pull` by hand: a two-layer image; no bars when not on a terminal.
+    reg.push(&common::images_dir().join("hello-http.tar"), "team/hello:2");
+    let hello = format!("{}/team/hello:2", reg.host);
+    let out = node.cli(&["image", "pull", &hello]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(
+        common::stdout(&out).starts_with(&format!("pulled {hello} (sha256:")),
+        "{}",
+        common::stdout(&out)
+    );
+    assert!(
+        common::stderr(&out).is_empty(),
+        "progress drawn without a terminal: {}",
+        common::stderr(&out)
+    );
+    assert!(node.ok(&["image", "ls"]).contains(&hello));
+    let missing = node.cli(&["image", "pull", &format!("{}/team/none:1", reg.host)]);
+    assert!(!missing.status.success());
+    assert!(common::stderr(&missing).contains("team/none"), "{}", common::stderr(&missing));
 }
 
 #[test]
@@ -111,7 +131,10 @@ fn a_private_image_pulls_with_an_image_pull_secret_and_not_with_a_wrong_one() {
         "--docker-password=not-it",
     ]);
     let listed = node.ok(&["get", "secrets"]);
-    assert!(listed.contains("regcred") && listed.contains("kubernetes.io/dockerconfigjson"), "{listed}");
+    assert!(
+        listed.contains("regcred") && listed.contains("kubernetes.io/dockerconfigjson"),
+        "{listed}"
+    );
 
     let wrong = pod_yaml("wrong", &image, "  imagePullSecrets: [{name: wrongcred}]\n");
     assert!(node.apply(&wrong).status.success());
@@ -119,7 +142,10 @@ fn a_private_image_pulls_with_an_image_pull_secret_and_not_with_a_wrong_one() {
         matches!(waiting(p).0.as_str(), "ErrImagePull" | "ImagePullBackOff") && waiting(p).1.contains("as user")
     });
     let (_, message) = waiting(&p);
-    assert!(message.contains(&image) && message.contains(&format!("as user {USER}")), "{message}");
+    assert!(
+        message.contains(&image) && message.contains(&format!("as user {USER}")),
+        "{message}"
+    );
 
     let right = pod_yaml("right", &image, "  imagePullSecrets: [{name: regcred}]\n");
     assert!(node.apply(&right).status.success());

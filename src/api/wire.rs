@@ -207,6 +207,12 @@ pub enum Request {
         /// The manifest text.
         manifest: String,
     },
+    /// Pull an image into the node asked. Progress follows as data frames
+    /// (each a JSON `PullEvent`), then the answer as a JSON frame.
+    ImagePull {
+        /// Image reference.
+        reference: String,
+    },
 }
 
 /// A Service and the addresses behind it.

@@ -1,7 +1,8 @@
-//! `shoal image import FILE | ls | rm REF`
+//! `shoal image import FILE | pull REF | ls | rm REF`
 
 use super::Ctx;
 use crate::api::wire::{ImageInfo, Reply, Request};
+use crate::runtime::image::progress::PullEvent;
 use crate::transport::framing::{read_frame, write_frame, Frame};
 use anyhow::{anyhow, bail, Context, Result};
 use tokio::io::AsyncReadExt;
@@ -12,6 +13,12 @@ pub(super) enum Cmd {
     Import {
         /// The archive.
         file: std::path::PathBuf,
+    },
+    /// Pull an image from its registry into the node asked (`--server`),
+    /// with a progress bar per layer and a total on a terminal.
+    Pull {
+        /// Image reference.
+        reference: String,
     },
     /// List images.
     Ls,
@@ -49,6 +56,7 @@ pub(super) async fn run(ctx: &Ctx, c: Cmd) -> Result<i32> {
                 }
             }
         }
+        Cmd::Pull { reference } => return pull(ctx, reference).await,
         Cmd::Import { file } => {
             let mut f = tokio::fs::File::open(&file)
                 .await
@@ -81,4 +89,96 @@ pub(super) async fn run(ctx: &Ctx, c: Cmd) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The bars of a pull: one per layer and a total; hidden when stderr is
+/// not a terminal.
+struct Bars {
+    multi: indicatif::MultiProgress,
+    total: indicatif::ProgressBar,
+    layers: Vec<(String, indicatif::ProgressBar)>,
+}
+
+impl Bars {
+    fn new() -> Bars {
+        let multi = indicatif::MultiProgress::new();
+        let total = multi.add(indicatif::ProgressBar::new(0));
+        total.set_style(style("total"));
+        Bars {
+            multi,
+            total,
+            layers: Vec::new(),
+        }
+    }
+
+    fn event(&mut self, e: &PullEvent) {
+        match e {
+            PullEvent::Layers(list) => {
+                for (digest, size) in list {
+                    let bar = self.multi.insert_before(&self.total, indicatif::ProgressBar::new(*size));
+                    bar.set_style(style(&digest.trim_start_matches("sha256:")[..12.min(digest.len())]));
+                    self.layers.push((digest.clone(), bar));
+                }
+                self.total.set_length(list.iter().map(|(_, s)| s).sum());
+            }
+            PullEvent::Bytes { digest, done } => {
+                for (_, bar) in self.layers.iter().filter(|(d, _)| d == digest) {
+                    bar.set_position(*done);
+                    if bar.length().is_some_and(|l| *done >= l) {
+                        bar.finish();
+                    }
+                }
+                self.total.set_position(self.layers.iter().map(|(_, b)| b.position()).sum());
+            }
+        }
+    }
+}
+
+fn style(name: &str) -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(&format!(
+        "{name:<12} [{{bar:30}}] {{bytes:>10}}/{{total_bytes:<10}} {{bytes_per_sec}}"
+    ))
+    .expect("valid template")
+    .progress_chars("=> ")
+}
+
+async fn pull(ctx: &Ctx, reference: String) -> Result<i32> {
+    let (_, cfg) = ctx.credentials()?;
+    let (_endpoint, conn) = crate::transport::quic::connect(&cfg, ctx.server).await?;
+    let (mut send, mut recv) = conn.open_bi().await?;
+    write_frame(
+        &mut send,
+        &Frame::json(&Request::ImagePull {
+            reference: reference.clone(),
+        }),
+    )
+    .await?;
+    let _ = send.finish();
+    let mut bars = Bars::new();
+    let started = std::time::Instant::now();
+    let reply: Reply = loop {
+        match read_frame(&mut recv).await?.ok_or_else(|| anyhow!("no answer"))? {
+            Frame::Data(b) => bars.event(&serde_json::from_slice(&b)?),
+            f @ Frame::Json(_) => break f.decode()?,
+            other => bail!("unexpected frame {other:?}"),
+        }
+    };
+    conn.close(0u32.into(), b"done");
+    bars.total.finish();
+    match reply {
+        Reply::Images { images } => {
+            for i in images {
+                println!(
+                    "pulled {} ({}, {:.1}MB in {:.1}s)",
+                    i.reference,
+                    i.digest,
+                    i.size as f64 / 1e6,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Ok(0)
+        }
+        Reply::Error { message } => bail!(message),
+        other => bail!("unexpected answer {other:?}"),
+    }
 }

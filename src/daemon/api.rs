@@ -146,6 +146,7 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
             let r = super::objects::create(&deps.cluster.consensus, &manifest).await;
             reply(&mut send, &r).await?;
         }
+        Request::ImagePull { reference } => pull(&deps, &mut send, &reference).await?,
         Request::Logs { pod, container, follow } => logs(&deps, &mut send, &pod, container, follow).await?,
         Request::Exec { pod, container, command } => exec(&deps, &mut send, &pod, container, command).await?,
         Request::ImageImport { size } => {
@@ -329,6 +330,41 @@ async fn exec(
     }
     let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(255);
     write_frame(send, &Frame::Exit(code)).await
+}
+
+/// Pulls an image with the node's registries.yaml, streaming progress.
+async fn pull(deps: &ApiDeps, send: &mut quinn::SendStream, reference: &str) -> Result<(), FrameError> {
+    use crate::runtime::image::pull::{pull, Credentials, Progress};
+    use crate::runtime::image::registries::Registries;
+    let registries = match Registries::load(&deps.runtime.paths().data.join("registries.yaml")) {
+        Ok(r) => r,
+        Err(e) => return reply(send, &error(e.to_string())).await,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let progress = Progress::to(tx);
+    let creds = Credentials::default();
+    let pulling = pull(deps.runtime.images(), &registries, reference, &creds, &progress);
+    tokio::pin!(pulling);
+    let result = loop {
+        tokio::select! {
+            r = &mut pulling => break r,
+            Some(e) = rx.recv() => {
+                let bytes = serde_json::to_vec(&e).expect("plain enum");
+                write_frame(send, &Frame::Data(bytes)).await?;
+            }
+        }
+    };
+    while let Ok(e) = rx.try_recv() {
+        write_frame(send, &Frame::Data(serde_json::to_vec(&e).expect("plain enum"))).await?;
+    }
+    let r = match result {
+        Ok(images) => {
+            info!(image = %reference, "pulled");
+            Reply::Images { images }
+        }
+        Err(e) => error(e.to_string()),
+    };
+    reply(send, &r).await
 }
 
 async fn import(images: &Arc<ImageStore>, recv: &mut quinn::RecvStream, size: u64) -> Reply {
