@@ -151,3 +151,48 @@ fn a_private_image_pulls_with_an_image_pull_secret_and_not_with_a_wrong_one() {
     assert!(node.apply(&right).status.success());
     node.wait_running("right");
 }
+
+#[test]
+fn image_gc_removes_unused_images_past_the_high_mark_and_never_one_in_use() {
+    // A high mark of 1 % (this disk is surely fuller) and a low one of 0:
+    // every unused image goes, the one a pod runs stays.
+    let node = TestNode::start_with(
+        "gc",
+        &[
+            "--image-gc-high-threshold",
+            "1",
+            "--image-gc-low-threshold",
+            "0",
+            "--image-gc-period-secs",
+            "1",
+        ],
+    );
+    let images = common::images_dir();
+    // busybox first: the older of the two, so it would go first if unused.
+    node.ok(&["image", "import", images.join("busybox.tar").to_str().unwrap()]);
+    let pod = pod_yaml("keeps", "localhost/busybox", "");
+    assert!(node.apply(&pod).status.success());
+    node.wait_running("keeps");
+    node.ok(&["image", "import", images.join("hello-http.tar").to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while node.ok(&["image", "ls"]).contains("localhost/hello-http") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GC did not remove the unused image:\n{}",
+            node.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let left = node.ok(&["image", "ls"]);
+    assert!(left.contains("localhost/busybox"), "the image in use was removed: {left}");
+    assert!(node.log().contains("image GC removed unused images"));
+    // Once its pod is gone, it goes too.
+    node.ok(&["delete", "pod", "keeps"]);
+    node.wait_gone("keeps", 20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while node.ok(&["image", "ls"]).contains("localhost/busybox") {
+        assert!(std::time::Instant::now() < deadline, "GC left the image of a deleted pod");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -31,6 +31,16 @@ pub(super) struct AgentArgs {
     /// kubelet's flag).
     #[arg(long, default_value = "/etc/resolv.conf")]
     resolv_conf: PathBuf,
+    /// Disk use (percent) of the data dir's disk above which unused images
+    /// are removed (as the kubelet's flag).
+    #[arg(long, default_value_t = 85.0)]
+    image_gc_high_threshold: f64,
+    /// Disk use (percent) image GC brings it down to.
+    #[arg(long, default_value_t = 80.0)]
+    image_gc_low_threshold: f64,
+    /// Seconds between image GC runs.
+    #[arg(long, default_value_t = 300)]
+    image_gc_period_secs: u64,
 }
 
 /// Who a new node is (`init`, `up`, `join`).
@@ -146,6 +156,11 @@ impl AgentArgs {
         c.autopilot.stabilization_ms = self.voter_stabilize_secs * 1000;
         c.raft.snapshot_every = self.raft_snapshot_every.max(10);
         c.resolv_conf = self.resolv_conf.clone();
+        c.image_gc = crate::runtime::image::gc::Thresholds {
+            high: self.image_gc_high_threshold,
+            low: self.image_gc_low_threshold.min(self.image_gc_high_threshold),
+        };
+        c.image_gc_period = std::time::Duration::from_secs(self.image_gc_period_secs.max(1));
         c
     }
 }

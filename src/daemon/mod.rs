@@ -3,6 +3,7 @@
 pub mod accept;
 pub mod api;
 pub mod cluster_api;
+pub mod image_gc;
 pub mod objects;
 pub mod services;
 pub mod settings;
@@ -56,6 +57,10 @@ pub struct Config {
     pub autopilot: AutopilotSettings,
     /// The node's resolv.conf (`--resolv-conf`).
     pub resolv_conf: PathBuf,
+    /// Image GC's water marks.
+    pub image_gc: crate::runtime::image::gc::Thresholds,
+    /// Between image GC runs.
+    pub image_gc_period: std::time::Duration,
 }
 
 impl Config {
@@ -69,6 +74,8 @@ impl Config {
             raft: RaftTiming::default(),
             autopilot: AutopilotSettings::default(),
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            image_gc: Default::default(),
+            image_gc_period: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -375,6 +382,13 @@ pub async fn run(cfg: Config, trigger: Arc<Trigger>, shutdown: Shutdown) -> Resu
             std::net::IpAddr::V6(_) => std::net::Ipv4Addr::LOCALHOST,
         },
         zone: zone_tx,
+        shutdown: shutdown.clone(),
+    }));
+    tasks.spawn(image_gc::run(image_gc::GcDeps {
+        images: runtime.images().clone(),
+        store: store.clone(),
+        thresholds: cfg.image_gc,
+        period: cfg.image_gc_period,
         shutdown: shutdown.clone(),
     }));
     tasks.spawn(driver::run(driver::NodeDeps {

@@ -90,6 +90,7 @@ impl Runtime {
     /// Writes the bundle of container `c`: `config.json` and `shim.json`.
     pub fn create_bundle(&self, uid: &str, pod: &Pod, c: &Container, facts: &PodFacts) -> Result<PathBuf, RuntimeError> {
         let image = self.images.resolve(&c.image)?;
+        self.images.touch(&image.digest);
         self.project(uid, pod, &facts.configs)?;
         let bundle = self.paths.bundle(uid, &c.name);
         std::fs::create_dir_all(&bundle).map_err(|e| RuntimeError::Io {

@@ -38,6 +38,8 @@ pub struct TestNode {
     /// A pod CIDR of its own, so test nodes side by side in the host's
     /// namespace do not put one subnet on two bridges.
     pub cluster_cidr: String,
+    /// More agent flags.
+    pub extra_args: Vec<String>,
 }
 
 fn free_udp_port() -> u16 {
@@ -57,6 +59,11 @@ impl TestNode {
 
     /// Starts an agent without images (cluster tests).
     pub fn start_bare(label: &str) -> TestNode {
+        TestNode::start_with(label, &[])
+    }
+
+    /// Starts an agent without images, with more agent flags.
+    pub fn start_with(label: &str, extra: &[&str]) -> TestNode {
         require_root();
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let dir = PathBuf::from(format!("/tmp/shoal-it-{}-{label}-{n}", std::process::id()));
@@ -69,6 +76,7 @@ impl TestNode {
             agent: None,
             prefix,
             cluster_cidr: format!("10.{}.0.0/16", 100 + (std::process::id() + n) % 100),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
         };
         node.start_agent();
         node
@@ -93,6 +101,7 @@ impl TestNode {
                 &self.cluster_cidr,
             ])
             .args(["--backoff-base-ms", "500", "--backoff-max-ms", "8000"])
+            .args(&self.extra_args)
             .env("SHOAL_LOG", "info")
             .stdout(log.try_clone().unwrap())
             .stderr(log)

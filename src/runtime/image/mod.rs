@@ -11,6 +11,7 @@
 
 pub mod blob;
 pub mod docker_config;
+pub mod gc;
 mod import;
 pub mod platform;
 pub mod policy;

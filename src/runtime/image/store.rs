@@ -173,6 +173,24 @@ impl ImageStore {
         Ok(records.iter().map(info).collect())
     }
 
+    /// When the image with manifest `digest` was last pulled, imported or
+    /// started from (Unix ms; 0 if unknown).
+    pub fn last_used_ms(&self, digest: &str) -> u64 {
+        std::fs::metadata(self.blob_path(digest))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    /// Marks the image as used now (a container starts from it).
+    pub fn touch(&self, digest: &str) {
+        if let Ok(f) = std::fs::File::options().write(true).open(self.blob_path(digest)) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
+    }
+
     /// Every stored reference.
     pub fn list(&self) -> Result<Vec<ImageInfo>, ImageError> {
         Ok(self.db.list_images()?.iter().map(info).collect())
