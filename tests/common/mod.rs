@@ -102,6 +102,13 @@ impl TestNode {
             ])
             .args(["--backoff-base-ms", "500", "--backoff-max-ms", "8000"])
             .args(&self.extra_args)
+            // Image GC only where a test asks for it: a full CI disk must
+            // not take the images a test imported.
+            .args(if self.extra_args.iter().any(|a| a == "--image-gc-high-threshold") {
+                &[][..]
+            } else {
+                &["--image-gc-high-threshold", "100"][..]
+            })
             .env("SHOAL_LOG", "info")
             .stdout(log.try_clone().unwrap())
             .stderr(log)

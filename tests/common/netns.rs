@@ -222,6 +222,8 @@ impl Net {
             .unwrap();
         let child = in_ns(&h.ns)
             .args([BIN, "agent", "--data-dir", h.dir.to_str().unwrap()])
+            // No image GC: a full CI disk must not take a test's images.
+            .args(["--image-gc-high-threshold", "100"])
             .args(&self.agent_args)
             .env("SHOAL_LOG", "info")
             .stdin(Stdio::null())

@@ -47,15 +47,17 @@ pub fn plan(used_percent: f64, t: Thresholds, images: &[Candidate]) -> Vec<Strin
     unused.into_iter().map(|c| c.reference.clone()).collect()
 }
 
-/// How full the disk holding `path` is, in percent.
+/// How full the disk holding `path` is, in percent, as `df` shows it:
+/// used over used plus what is available to users (blocks reserved for
+/// root count as neither).
 pub fn used_percent(path: &Path) -> std::io::Result<f64> {
     let s = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
-    let total = s.blocks() as f64 * s.fragment_size() as f64;
-    let free = s.blocks_available() as f64 * s.fragment_size() as f64;
-    if total <= 0.0 {
+    let used = s.blocks().saturating_sub(s.blocks_free()) as f64;
+    let avail = s.blocks_available() as f64;
+    if used + avail <= 0.0 {
         return Ok(0.0);
     }
-    Ok((total - free) / total * 100.0)
+    Ok(used / (used + avail) * 100.0)
 }
 
 /// Runs one collection: returns the references removed. `in_use` says
