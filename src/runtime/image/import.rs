@@ -373,15 +373,18 @@ pub(super) fn commit(store: &ImageStore, c: Candidate) -> Result<Vec<ImageRecord
 }
 
 /// Unpacks a layer unless already present, checking its diff_id on the way.
-fn unpack_once(store: &ImageStore, digest: &str, diff_id: &str, blob: &Path) -> Result<(), ImageError> {
+/// Safe to run for one layer from two pulls at once: each works in a
+/// directory of its own and the first to finish moves its result in.
+pub(super) fn unpack_once(store: &ImageStore, digest: &str, diff_id: &str, blob: &Path) -> Result<(), ImageError> {
     let dest = store.layer_path(diff_id);
     if dest.exists() {
         return Ok(());
     }
-    let work = store
-        .root()
-        .join("tmp")
-        .join(format!("layer-{}", diff_id.trim_start_matches("sha256:")));
+    let work = store.root().join("tmp").join(format!(
+        "layer-{}-{:08x}",
+        diff_id.trim_start_matches("sha256:"),
+        rand::random::<u32>()
+    ));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(io_err(&work))?;
     let mut hashing = HashingReader {
@@ -407,7 +410,18 @@ fn unpack_once(store: &ImageStore, digest: &str, diff_id: &str, blob: &Path) -> 
             actual,
         });
     }
-    std::fs::rename(&work, &dest).map_err(io_err(&dest))
+    match std::fs::rename(&work, &dest) {
+        Ok(()) => Ok(()),
+        Err(_) if dest.exists() => {
+            // Another pull unpacked it first.
+            let _ = std::fs::remove_dir_all(&work);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&work);
+            Err(io_err(&dest)(e))
+        }
+    }
 }
 
 struct HashingReader<R> {

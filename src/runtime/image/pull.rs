@@ -15,6 +15,7 @@ use super::registries::{Auth, Endpoint, Registries, Scheme};
 use super::store::{ImageError, ImageStore};
 use super::ImageRef;
 use crate::api::wire::ImageInfo;
+use futures_util::{StreamExt, TryStreamExt};
 use oci_client::client::BlobResponse;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
@@ -78,6 +79,9 @@ pub struct Credentials {
     /// every endpoint.
     pub registry: Option<String>,
 }
+
+/// Layers downloaded at once (containerd's default is 3).
+const PARALLEL: usize = 3;
 
 /// Pulls `image` into `store`, telling `progress`; returns what was stored.
 pub async fn pull(
@@ -365,15 +369,18 @@ async fn fetch(store: &ImageStore, ep: &Endpoint, r: &ImageRef, creds: &Credenti
         )));
     }
     progress.layers(manifest.layers().iter().map(|l| (l.digest().to_string(), l.size())).collect());
-    let mut layers: Vec<(String, std::path::PathBuf, u64)> = Vec::new();
-    for l in manifest.layers() {
-        let d = l.digest().to_string();
-        let open = |offset| open_blob(&client, &reference, &d, offset);
-        let path = blob::fetch(store, &d, l.size(), progress, open)
-            .await
-            .map_err(|e| Fetch::Other(e.to_string()))?;
-        layers.push((d, path, l.size()));
-    }
+    // Up to PARALLEL layers download at once; each is unpacked as soon as
+    // it is here, while the others still download.
+    let wanted: Vec<(String, u64, String)> = manifest
+        .layers()
+        .iter()
+        .zip(&diff_ids)
+        .map(|(l, id)| (l.digest().to_string(), l.size(), id.to_string()))
+        .collect();
+    let jobs = wanted
+        .into_iter()
+        .map(|(d, size, id)| fetch_layer(store, &client, &reference, progress, d, size, id));
+    let layers: Vec<(String, std::path::PathBuf, u64)> = futures_util::stream::iter(jobs).buffered(PARALLEL).try_collect().await?;
     Ok(Candidate {
         references: vec![r.to_string()],
         manifest: Some((digest, bytes)),
@@ -381,6 +388,29 @@ async fn fetch(store: &ImageStore, ep: &Endpoint, r: &ImageRef, creds: &Credenti
         layers,
         diff_ids,
     })
+}
+
+/// One layer into the store, then unpacked.
+async fn fetch_layer(
+    store: &ImageStore,
+    client: &Client,
+    reference: &Reference,
+    progress: &Progress,
+    digest: String,
+    size: u64,
+    diff_id: String,
+) -> Result<(String, std::path::PathBuf, u64), Fetch> {
+    let path = blob::fetch(store, &digest, size, progress, |offset| {
+        open_blob(client, reference, &digest, offset)
+    })
+    .await
+    .map_err(|e| Fetch::Other(e.to_string()))?;
+    let (st, d, p) = (store.clone(), digest.clone(), path.clone());
+    tokio::task::spawn_blocking(move || super::import::unpack_once(&st, &d, &diff_id, &p))
+        .await
+        .expect("unpack task")
+        .map_err(|e| Fetch::Other(e.to_string()))?;
+    Ok((digest, path, size))
 }
 
 /// A blob from `offset` on (a range request); the registry may send all.
