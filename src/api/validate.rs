@@ -381,28 +381,6 @@ fn qualified(s: &str) -> bool {
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc1123_names() {
-        assert!(dns_subdomain("web-1.a").is_ok());
-        for bad in ["Web", "-a", "a-", "a_b", "", "a..b"] {
-            assert!(dns_subdomain(bad).is_err(), "{bad} accepted");
-        }
-        assert!(dns_label(&"a".repeat(64)).is_err());
-    }
-
-    #[test]
-    fn label_keys_take_a_dns_prefix() {
-        assert!(label_key("app.kubernetes.io/name").is_ok());
-        assert!(label_key("app").is_ok());
-        assert!(label_key("bad key").is_err());
-        assert!(label_value("").is_ok());
-    }
-}
-
 /// A configMap or secret volume's name, items and modes.
 fn config_volume(
     field: &str,
@@ -440,5 +418,27 @@ fn config_volume(
                 format!("Invalid value: {m}: must be a number between 0 and 0777 (octal), both inclusive"),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc1123_names() {
+        assert!(dns_subdomain("web-1.a").is_ok());
+        for bad in ["Web", "-a", "a-", "a_b", "", "a..b"] {
+            assert!(dns_subdomain(bad).is_err(), "{bad} accepted");
+        }
+        assert!(dns_label(&"a".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn label_keys_take_a_dns_prefix() {
+        assert!(label_key("app.kubernetes.io/name").is_ok());
+        assert!(label_key("app").is_ok());
+        assert!(label_key("bad key").is_err());
+        assert!(label_value("").is_ok());
     }
 }

@@ -76,8 +76,14 @@ mod tests {
         let f =
             parse(br#"{"auths":{"https://index.docker.io/v1/":{"auth":"Ym9iOnB3"},"reg.example:5000":{"username":"u","password":"p"}}}"#)
                 .unwrap();
-        assert_eq!(for_registry(&[f.clone()], "docker.io").basic, Some(("bob".into(), "pw".into())));
-        assert_eq!(for_registry(&[f.clone()], "reg.example:5000").basic, Some(("u".into(), "p".into())));
+        assert_eq!(
+            for_registry(std::slice::from_ref(&f), "docker.io").basic,
+            Some(("bob".into(), "pw".into()))
+        );
+        assert_eq!(
+            for_registry(std::slice::from_ref(&f), "reg.example:5000").basic,
+            Some(("u".into(), "p".into()))
+        );
         assert_eq!(for_registry(&[f], "other.example").basic, None);
         assert!(parse(br#"{"auths":{"x":{"auth":"bm9jb2xvbg=="}}}"#)
             .unwrap_err()
