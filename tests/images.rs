@@ -74,7 +74,18 @@ fn a_pod_pulls_its_image_from_the_registry_and_never_means_never() {
         "progress drawn without a terminal: {}",
         common::stderr(&out)
     );
-    assert!(node.ok(&["image", "ls"]).contains(&hello));
+    // `image ls` names the nodes that hold it, once the node reported it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ls = node.ok(&["image", "ls"]);
+        let line = ls.lines().find(|l| l.starts_with(&hello)).unwrap_or_default().to_string();
+        if line.ends_with("testnode") {
+            assert!(ls.starts_with("IMAGE") && ls.lines().next().unwrap().ends_with("NODES"), "{ls}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no node holds {hello}: {ls}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let missing = node.cli(&["image", "pull", &format!("{}/team/none:1", reg.host)]);
     assert!(!missing.status.success());
     assert!(common::stderr(&missing).contains("team/none"), "{}", common::stderr(&missing));

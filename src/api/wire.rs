@@ -328,6 +328,9 @@ pub struct ImageInfo {
     pub digest: String,
     /// Sum of the compressed layer sizes.
     pub size: u64,
+    /// The nodes that hold it, as the cluster state knows them (`image ls`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
 }
 
 /// The agent's answer.

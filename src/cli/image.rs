@@ -30,14 +30,15 @@ pub(super) enum Cmd {
 }
 
 fn print(images: &[ImageInfo]) {
-    println!("{:<50} {:<20} {:>10}", "IMAGE", "DIGEST", "SIZE");
+    println!("{:<50} {:<20} {:>10}  NODES", "IMAGE", "DIGEST", "SIZE");
     for i in images {
         let short = i.digest.trim_start_matches("sha256:").get(..12).unwrap_or("");
         println!(
-            "{:<50} {:<20} {:>10}",
+            "{:<50} {:<20} {:>10}  {}",
             i.reference,
             format!("sha256:{short}"),
-            format!("{:.1}MB", i.size as f64 / 1e6)
+            format!("{:.1}MB", i.size as f64 / 1e6),
+            if i.nodes.is_empty() { "-".to_string() } else { i.nodes.join(",") }
         );
     }
 }

@@ -154,8 +154,11 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, deps: 
             reply(&mut send, &r).await?;
         }
         Request::ImageList => {
+            let nodes = deps.cluster.consensus.replica.nodes().unwrap_or_default();
             let r = match deps.runtime.images().list() {
-                Ok(images) => Reply::Images { images },
+                Ok(local) => Reply::Images {
+                    images: cluster_images(local, &nodes),
+                },
                 Err(e) => error(e.to_string()),
             };
             reply(&mut send, &r).await?;
@@ -330,6 +333,33 @@ async fn exec(
     }
     let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(255);
     write_frame(send, &Frame::Exit(code)).await
+}
+
+/// Every image of the cluster: this node's (`local`) and those the state
+/// lists for other nodes, each with the nodes that hold it.
+fn cluster_images(local: Vec<crate::api::wire::ImageInfo>, nodes: &[crate::state::NodeObject]) -> Vec<crate::api::wire::ImageInfo> {
+    use crate::api::wire::ImageInfo;
+    let mut all: std::collections::BTreeMap<String, ImageInfo> = local.into_iter().map(|i| (i.reference.clone(), i)).collect();
+    for n in nodes {
+        for img in &n.images {
+            for name in &img.names {
+                all.entry(name.clone()).or_insert_with(|| ImageInfo {
+                    reference: name.clone(),
+                    digest: img.digest.clone(),
+                    size: img.size_bytes,
+                    nodes: Vec::new(),
+                });
+            }
+        }
+    }
+    for i in all.values_mut() {
+        i.nodes = nodes
+            .iter()
+            .filter(|n| n.images.iter().any(|x| x.digest == i.digest && x.names.contains(&i.reference)))
+            .map(|n| n.name.clone())
+            .collect();
+    }
+    all.into_values().collect()
 }
 
 /// Pulls an image with the node's registries.yaml, streaming progress.

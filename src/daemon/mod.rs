@@ -415,6 +415,7 @@ pub async fn run(cfg: Config, trigger: Arc<Trigger>, shutdown: Shutdown) -> Resu
             arch: crate::state::kube_arch().to_string(),
         },
         register: (raft_id == FIRST_RAFT_ID).then(|| (self_object(&me, cpus, memory_bytes), me.network)),
+        images: Some(runtime.images().clone()),
         reports: reports_rx,
         shutdown: shutdown.clone(),
     }));
@@ -480,6 +481,7 @@ fn self_object(me: &NodeSettings, cpus: u32, memory_bytes: u64) -> NodeObject {
         joined_ms: me.joined_ms,
         version: env!("CARGO_PKG_VERSION").to_string(),
         arch: crate::state::kube_arch().to_string(),
+        images: Vec::new(),
         pod_cidr: None,
     }
 }

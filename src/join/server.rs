@@ -156,6 +156,7 @@ pub async fn admit(
         joined_ms: now_ms,
         version: String::new(),
         arch: String::new(),
+        images: Vec::new(),
         pod_cidr: None,
     };
     let cmd = Command::RegisterNode {

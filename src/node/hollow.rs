@@ -146,6 +146,7 @@ pub async fn start(
             arch: crate::state::kube_arch().to_string(),
         },
         register: None,
+        images: None,
         reports: reports_rx,
         shutdown: shutdown.clone(),
     }));

@@ -2,7 +2,8 @@
 //! the leader as Raft writes. Changes are coalesced per pod and sent in one
 //! batch; a batch that cannot commit (no quorum) is kept, newer changes
 //! replace older ones, and it is sent again a second later. Only changes
-//! are sent, so an idle node writes nothing.
+//! are sent, so an idle node writes nothing. The images the node holds go
+//! the same way, when they change.
 
 use crate::consensus::Consensus;
 use crate::daemon::shutdown::Shutdown;
@@ -26,6 +27,9 @@ pub struct ReportDeps {
     /// The first node registers itself once it leads the new cluster,
     /// with the address plan from its `init`.
     pub register: Option<(NodeObject, Option<ClusterNetwork>)>,
+    /// The image store, whose images are reported when they change (none
+    /// for a hollow node).
+    pub images: Option<std::sync::Arc<crate::runtime::image::ImageStore>>,
     /// Status changes from the node loop.
     pub reports: mpsc::UnboundedReceiver<StatusReport>,
     /// Stop.
@@ -38,9 +42,13 @@ pub async fn run(deps: ReportDeps) {
         consensus,
         facts,
         register,
+        images,
         mut reports,
         mut shutdown,
     } = deps;
+    let mut image_changes = images.as_ref().map(|i| i.subscribe());
+    // Sent once at start (the state may be stale) and after each change.
+    let mut images_dirty = images.is_some();
     let name = facts.name.clone();
     let mut facts = Some(facts);
     let mut pending: BTreeMap<(String, String), StatusReport> = BTreeMap::new();
@@ -52,9 +60,22 @@ pub async fn run(deps: ReportDeps) {
                 None => std::future::pending().await,
             }
         };
+        let changed = async {
+            match image_changes.as_mut() {
+                Some(rx) => rx.changed().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = shutdown.wait() => break,
+            Ok(()) = changed => {
+                images_dirty = true;
+                if retry_at.is_none() {
+                    retry_at = Some(tokio::time::Instant::now() + GATHER);
+                }
+                continue;
+            }
             r = reports.recv() => match r {
                 Some(r) => {
                     pending.insert((r.namespace.clone(), r.name.clone()), r);
@@ -71,6 +92,13 @@ pub async fn run(deps: ReportDeps) {
         if let Some(f) = facts.take() {
             if !send_facts(&consensus, &f, register.as_ref()).await {
                 facts = Some(f);
+                retry_at = Some(tokio::time::Instant::now() + RETRY);
+            }
+        }
+        if let (true, Some(store)) = (images_dirty, &images) {
+            if send_images(&consensus, &name, store).await {
+                images_dirty = false;
+            } else {
                 retry_at = Some(tokio::time::Instant::now() + RETRY);
             }
         }
@@ -135,6 +163,34 @@ async fn send_facts(c: &Consensus, f: &NodeFacts, register: Option<&(NodeObject,
         Ok(_) => true,
         Err(e) => {
             warn!(error = %e, "node facts not committed; retrying");
+            false
+        }
+    }
+}
+
+/// Writes the node's images if the state's copy differs; true when nothing
+/// is left to do.
+async fn send_images(c: &Consensus, name: &str, store: &crate::runtime::image::ImageStore) -> bool {
+    let images = match store.node_images() {
+        Ok(i) => i,
+        Err(e) => {
+            warn!(error = %e, "listing this node's images failed");
+            return true;
+        }
+    };
+    match c.replica.node(name) {
+        Ok(Some(n)) if n.images == images => return true,
+        Ok(Some(_)) => {}
+        _ => return false, // not in the state yet
+    }
+    let cmd = Command::NodeImages {
+        name: name.to_string(),
+        images,
+    };
+    match c.write(cmd).await {
+        Ok(_) => true,
+        Err(e) => {
+            debug!(error = %e, "node images not committed; retrying");
             false
         }
     }

@@ -39,6 +39,14 @@ pub fn apply_command(tx: &Transaction<'_>, cmd: &Command) -> rusqlite::Result<Re
             token,
             network,
         } => register(tx, node, key_sha256, token, network.as_ref())?,
+        Command::NodeImages { name, images } => match get_node(tx, name)? {
+            None => Response::Refused(format!("node {name:?} not found")),
+            Some(mut n) => {
+                n.images = images.clone();
+                put_node(tx, &n)?;
+                Response::Ok
+            }
+        },
         Command::NodeFacts(f) => match get_node(tx, &f.name)? {
             None => Response::Refused(format!("node {:?} not found", f.name)),
             Some(mut n) => {

@@ -142,6 +142,10 @@ pub struct NodeObject {
     /// CPU architecture in Kubernetes' words (`amd64`, `arm64`, `arm`).
     #[serde(default)]
     pub arch: String,
+    /// The images it holds (Kubernetes' `status.images`), as it last
+    /// reported them: where a node that needs one can fetch it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<NodeImage>,
     /// Its pod subnet (Kubernetes' `spec.podCIDR`), held until the node is
     /// deleted; `None` while the cluster CIDR has no subnet left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -166,6 +170,7 @@ impl NodeObject {
             joined_ms: 0,
             version: String::new(),
             arch: "amd64".into(),
+            images: Vec::new(),
             pod_cidr: None,
         }
     }
@@ -220,6 +225,18 @@ pub struct NodeFacts {
     /// CPU architecture in Kubernetes' words.
     #[serde(default)]
     pub arch: String,
+}
+
+/// An image a node holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeImage {
+    /// Its references.
+    pub names: Vec<String>,
+    /// Its manifest's digest.
+    pub digest: String,
+    /// Sum of its compressed layers.
+    pub size_bytes: u64,
 }
 
 /// A scheduler placement.
@@ -442,6 +459,13 @@ pub enum Command {
         /// Refuse if it exists (`create`).
         create_only: bool,
     },
+    /// The images a node holds now (it sends this when they change).
+    NodeImages {
+        /// The node.
+        name: String,
+        /// Its images.
+        images: Vec<NodeImage>,
+    },
     /// Delete a ConfigMap or Secret.
     DeleteConfig {
         /// `ConfigMap` or `Secret`.
@@ -479,6 +503,7 @@ impl Command {
             Command::DeleteEndpoints { .. } => "delete endpoints",
             Command::PutConfig { .. } => "apply config",
             Command::DeleteConfig { .. } => "delete config",
+            Command::NodeImages { .. } => "node images",
         }
     }
 }

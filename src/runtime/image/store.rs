@@ -92,6 +92,8 @@ pub struct ImageStore {
     downloads: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     /// Held while a commit unpacks layers and records images.
     commits: Arc<Mutex<()>>,
+    /// Counts changes to the set of images (for the node's report).
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
@@ -116,6 +118,7 @@ impl ImageStore {
             db,
             downloads: Arc::default(),
             commits: Arc::default(),
+            changes: Arc::new(tokio::sync::watch::channel(0).0),
         })
     }
 
@@ -165,11 +168,32 @@ impl ImageStore {
         })
     }
 
+    /// Changes to the set of images, as a counter to watch.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// This node's images as the cluster state lists them: one entry per
+    /// manifest digest with every reference to it.
+    pub fn node_images(&self) -> Result<Vec<crate::state::NodeImage>, ImageError> {
+        let mut by_digest: std::collections::BTreeMap<String, crate::state::NodeImage> = Default::default();
+        for i in self.list()? {
+            let e = by_digest.entry(i.digest.clone()).or_insert_with(|| crate::state::NodeImage {
+                names: Vec::new(),
+                digest: i.digest.clone(),
+                size_bytes: i.size,
+            });
+            e.names.push(i.reference);
+        }
+        Ok(by_digest.into_values().collect())
+    }
+
     /// Records images whose blobs and layers are in place.
     pub(super) fn put(&self, records: &[ImageRecord]) -> Result<Vec<ImageInfo>, ImageError> {
         for r in records {
             self.db.put_image(r)?;
         }
+        self.changes.send_modify(|n| *n += 1);
         Ok(records.iter().map(info).collect())
     }
 
@@ -207,6 +231,7 @@ impl ImageStore {
             return Err(ImageError::InUse { reference, pod });
         }
         self.db.delete_image(&reference)?;
+        self.changes.send_modify(|n| *n += 1);
         let rest = self.db.list_images()?;
         let keep = |f: &dyn Fn(&LayerRef) -> bool| rest.iter().flat_map(|i| i.layers.iter()).any(f);
         for layer in &rec.layers {
@@ -248,5 +273,6 @@ fn info(r: &ImageRecord) -> ImageInfo {
         reference: r.reference.clone(),
         digest: r.digest.clone(),
         size: r.layers.iter().map(|l| l.size).sum(),
+        nodes: Vec::new(),
     }
 }
