@@ -52,9 +52,22 @@ fn bad_manifests_are_refused_by_name_and_nothing_is_lost() {
         &node,
         &GOOD.replace("name: good", "name: other").replace(
             "command:",
-            "env: [{name: X, valueFrom: {secretKeyRef: {name: s, key: k}}}], command:",
+            "env: [{name: X, valueFrom: {secretKeyRef: {name: s, key: 'a/b'}}}], command:",
         ),
-        &["secretKeyRef"],
+        &["spec.containers[0].env[0].valueFrom.secretKeyRef.key", "valid config key"],
+    );
+    refused(
+        &node,
+        &GOOD.replace("name: good", "name: other").replace(
+            "command:",
+            "env: [{name: X, valueFrom: {secretKeyRef: {name: s, key: k}, fieldRef: {fieldPath: status.podIP}}}], command:",
+        ),
+        &["spec.containers[0].env[0].valueFrom", "exactly one of"],
+    );
+    refused(
+        &node,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {k: 'not base64!'}\n",
+        &["Secret", "data[\"k\"]", "illegal base64"],
     );
     refused(
         &node,
@@ -93,19 +106,31 @@ fn bad_manifests_are_refused_by_name_and_nothing_is_lost() {
 
 #[test]
 fn a_missing_image_is_named_in_the_pod_status() {
+    // No registry answers here: the pull fails with the image and the reason.
     let node = TestNode::start("noimage");
     let out =
         node.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: ghost}\nspec:\n  containers:\n  - {name: c, image: 'nosuch/image:1.0'}\n");
     assert!(out.status.success(), "{}", stderr(&out));
-    let p = node.wait_pod("ghost", 20, "ErrImageNeverPull", |p| {
-        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ErrImageNeverPull"
+    let reason = |p: &serde_json::Value| p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"].clone();
+    let p = node.wait_pod("ghost", 20, "ErrImagePull", |p| {
+        reason(p) == "ErrImagePull" || reason(p) == "ImagePullBackOff"
     });
     let msg = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
         .as_str()
         .unwrap()
         .to_string();
-    assert!(msg.contains("docker.io/nosuch/image:1.0") && msg.contains("image import"), "{msg}");
-    assert!(node.ok(&["get", "pods"]).contains("ErrImageNeverPull"));
+    assert!(msg.contains("nosuch/image:1.0") && msg.contains("no registry reachable"), "{msg}");
+    let listed = node.ok(&["get", "pods"]);
+    assert!(listed.contains("ErrImagePull") || listed.contains("ImagePullBackOff"), "{listed}");
+    // A local name that is not here is never looked for in a registry.
+    let out =
+        node.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: ghost2}\nspec:\n  containers:\n  - {name: c, image: 'localhost/nosuch'}\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p = node.wait_pod("ghost2", 20, "ErrImagePull", |p| {
+        reason(p) == "ErrImagePull" || reason(p) == "ImagePullBackOff"
+    });
+    let msg = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"].to_string();
+    assert!(msg.contains("localhost/nosuch") && msg.contains("image import"), "{msg}");
 }
 
 /// An OCI layout archive whose single layer holds `entries` (path, kind, link).
