@@ -63,7 +63,8 @@ pub fn pull_secrets(replica: &Replica, pod: &Pod) -> Vec<BTreeMap<String, (Strin
         }
         match s.values().get(".dockerconfigjson").map(|v| docker_config::parse(v)) {
             Some(Ok(f)) => out.push(f),
-            Some(Err(e)) => warn!(secret = %r.name, error = %e, "image pull secret unreadable; skipped"),
+            // The parser's text may quote the Secret's content: not logged.
+            Some(Err(_)) => warn!(secret = %r.name, "image pull secret's .dockerconfigjson is not valid; skipped"),
             None => {}
         }
     }

@@ -63,6 +63,9 @@ pub struct Slot {
     pub restart_count: u32,
     /// Failures in a row, for the back-off.
     pub crashes: u32,
+    /// Failed pulls in a row, for the image pull back-off (counted apart
+    /// from crashes, as in Kubernetes; a start clears it).
+    pub pull_failures: u32,
     /// Whether it ever ran.
     pub started_once: bool,
     /// The probes of the current run, while it runs.
@@ -102,6 +105,7 @@ impl Slot {
             last: None,
             restart_count: 0,
             crashes: 0,
+            pull_failures: 0,
             started_once: false,
             probes: None,
             kill_at: None,

@@ -137,6 +137,13 @@ pub async fn run(deps: NodeDeps) {
                     let list = d.handles.entry(key.clone()).or_default();
                     list.retain(|x| x.container != h.container);
                     list.push(h);
+                    // The start wrote its volumes from the state as it was
+                    // when it began (a pull may have taken minutes): check
+                    // them against the state now.
+                    d.projected.remove(key);
+                    if let Ok(Some(p)) = d.replica.pod(&key.0, &key.1) {
+                        d.refresh_volumes(key, &p);
+                    }
                 }
                 d.feed(ev);
             }
@@ -216,7 +223,7 @@ impl Driver {
     /// they show changed in the state (the environment stays as started,
     /// as in Kubernetes).
     fn refresh_volumes(&mut self, key: &PodKey, p: &PodObject) {
-        if !super::configs::has_config_volumes(&p.pod) {
+        if !super::configs::has_config_volumes(&p.pod) || p.deleting_ms.is_some() {
             return;
         }
         let now = super::configs::pod_configs(&self.replica, &p.pod);

@@ -294,6 +294,7 @@ impl Node {
                         s.started_once = true;
                         s.kill_at = None;
                         s.pull_retry_at = None;
+                        s.pull_failures = 0;
                         s.probes = spec.filter(|_| !s.init).map(|c| Probes::new(c, now));
                     }
                 }
@@ -328,11 +329,17 @@ impl Node {
                 let (base, max) = (self.cfg.backoff_base_ms, self.cfg.backoff_max_ms);
                 let deleting = self.pods.get(&key).map(|p| p.deleting.is_some()).unwrap_or(true);
                 if let Some(s) = self.slot(&key, &container) {
-                    s.crashes += 1;
-                    let delay = backoff(base, max, s.crashes);
+                    let pull = reason == "ErrImagePull";
+                    let delay = if pull {
+                        s.pull_failures += 1;
+                        backoff(base, max, s.pull_failures)
+                    } else {
+                        s.crashes += 1;
+                        backoff(base, max, s.crashes)
+                    };
                     if deleting {
                         s.status = Status::Done;
-                    } else if reason == "ErrImagePull" {
+                    } else if pull {
                         s.pull_failed(message, now, delay);
                     } else {
                         s.status = Status::Waiting {

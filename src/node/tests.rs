@@ -319,3 +319,28 @@ fn other_start_failures_wait_out_the_back_off_under_their_own_reason() {
     assert_eq!(waiting(&n, "app").0, "ErrImageNeverPull");
     assert_eq!(starts(&n.handle(Input::Tick, 11_000)), ["app"]);
 }
+
+#[test]
+fn failed_pulls_do_not_lengthen_the_crash_back_off() {
+    let mut n = node();
+    apply(&mut n, "{containers: [{name: app, image: reg.local/app:1}]}", 0);
+    let mut now = 0;
+    for _ in 0..3 {
+        n.handle(
+            Input::StartFailed {
+                key: key(),
+                container: "app".into(),
+                reason: "ErrImagePull".into(),
+                message: "refused".into(),
+            },
+            now,
+        );
+        now = n.next_wake().unwrap();
+        n.handle(Input::Tick, now);
+        now = n.next_wake().unwrap_or(now);
+        n.handle(Input::Tick, now);
+    }
+    started(&mut n, "app", 42, now);
+    exited(&mut n, "app", 1, now + 1_000);
+    assert_eq!(n.next_wake(), Some(now + 1_000 + 10_000), "the first crash waits the base back-off");
+}

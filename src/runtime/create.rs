@@ -115,6 +115,15 @@ impl Runtime {
     /// Returns the names of the volumes it changed.
     pub fn project(&self, uid: &str, pod: &Pod, configs: &super::projection::PodConfigs) -> Result<Vec<String>, RuntimeError> {
         let mut changed = Vec::new();
+        let lock = {
+            let mut all = self.projections.lock().unwrap_or_else(PoisonError::into_inner);
+            all.retain(|_, l| Arc::strong_count(l) > 1);
+            all.entry(uid.to_string()).or_default().clone()
+        };
+        let _one = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.paths.pod(uid).join("ns").exists() {
+            return Ok(changed); // torn down (or not yet set up): nothing to write into
+        }
         if pod.spec.volumes.iter().any(|v| v.secret.is_some()) {
             // Never a Secret's value on disk: its tmpfs first.
             sandbox::ensure_tmpfs(&self.paths.pod_tmpfs(uid))?;

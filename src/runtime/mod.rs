@@ -81,6 +81,8 @@ pub struct Runtime {
     /// the first to hold it creates the sandbox while the others wait, then
     /// find it ready (`create.rs`). The entry goes with the pod (`delete.rs`).
     sandboxes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One writer at a time of a pod's configMap and secret volumes.
+    projections: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl Runtime {
@@ -92,6 +94,7 @@ impl Runtime {
             images,
             exe,
             sandboxes: Mutex::default(),
+            projections: Mutex::default(),
         }
     }
 

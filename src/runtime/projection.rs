@@ -203,35 +203,42 @@ pub fn write(dir: &Path, files: &[File]) -> io::Result<bool> {
     let stamp = format!("..{}_{:08x}", crate::runtime::shim::now_ms(), rand::random::<u32>());
     let new = dir.join(&stamp);
     std::fs::create_dir(&new)?;
-    for f in files {
-        let p = new.join(&f.path);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)?;
+    let filled = (|| {
+        for f in files {
+            let p = new.join(&f.path);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&p, &f.data)?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(f.mode))?;
         }
-        std::fs::write(&p, &f.data)?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(f.mode))?;
+        let tmp = dir.join(format!("..data_tmp{}", &stamp[1..]));
+        std::os::unix::fs::symlink(&stamp, &tmp)?;
+        std::fs::rename(&tmp, dir.join("..data"))
+    })();
+    if let Err(e) = filled {
+        // Nothing half-written stays (on a full tmpfs, retries must not pile up).
+        let _ = std::fs::remove_dir_all(&new);
+        return Err(e);
     }
-    let old = std::fs::read_link(dir.join("..data")).ok();
-    let tmp = dir.join("..data_tmp");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(&stamp, &tmp)?;
-    std::fs::rename(&tmp, dir.join("..data"))?;
     // Top-level names: a link for each new one, none for a gone one.
     let tops: std::collections::BTreeSet<String> = files.iter().filter_map(|f| f.path.split('/').next().map(str::to_string)).collect();
     for t in &tops {
         let link = dir.join(t);
         if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(Path::new("..data").join(t), &link)?;
+            match std::os::unix::fs::symlink(Path::new("..data").join(t), &link) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
         }
     }
+    // Everything but the set `..data` points at and the top-level links goes.
     for e in std::fs::read_dir(dir)?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("..") && !tops.contains(&name) {
-            let _ = std::fs::remove_file(e.path());
+        if name == "..data" || name == stamp || tops.contains(&name) {
+            continue;
         }
-    }
-    if let Some(old) = old {
-        let _ = std::fs::remove_dir_all(dir.join(old));
+        let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
     }
     Ok(true)
 }

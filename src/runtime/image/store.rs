@@ -222,7 +222,12 @@ impl ImageStore {
 
     /// Removes a reference and every blob and layer nothing else uses.
     /// `in_use` names the pod that still uses the reference, if any.
+    /// It waits for a commit in progress, which may rely on the same layers.
     pub fn remove(&self, reference: &str, in_use: impl Fn(&str) -> Option<String>) -> Result<ImageInfo, ImageError> {
+        self.committing(|| self.remove_now(reference, in_use))
+    }
+
+    fn remove_now(&self, reference: &str, in_use: impl Fn(&str) -> Option<String>) -> Result<ImageInfo, ImageError> {
         let reference = ImageRef::parse(reference)?.to_string();
         let rec = self.db.get_image(&reference)?.ok_or_else(|| ImageError::NotFound {
             reference: reference.clone(),
