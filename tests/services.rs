@@ -482,6 +482,28 @@ fn a_service_balances_over_ready_pods_from_pods_nodes_and_outside_and_forgets_th
         };
         (run(&["nft", "list", "ruleset"]), run(&["ip", "route"]), run(&["ip", "-o", "link"]))
     };
+    // The docs' my-nginx pods up first (an `image: nginx` pod asks the unreachable
+    // registry for up to 5 s before it starts with the node's copy), so
+    // the two snapshots differ only by what a restart changes.
+    net.wait_for(60, "the my-nginx pods run", || {
+        let out = net.ok(1, &["get", "pods", "-A", "-o", "json", "--server", &net.addr(1)]);
+        let pods: Vec<serde_json::Value> = serde_json::from_str(&out).ok()?;
+        let nginx: Vec<&serde_json::Value> = pods
+            .iter()
+            .filter(|p| p["pod"]["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("my-nginx")))
+            .collect();
+        // Its 2 replicas (one on the killed h2 was replaced and stays listed).
+        let ready = nginx
+            .iter()
+            .filter(|p| {
+                p["status"]["containerStatuses"]
+                    .as_array()
+                    .is_some_and(|cs| !cs.is_empty() && cs.iter().all(|c| c["ready"] == true))
+            })
+            .count();
+        (ready >= 2).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let ns4 = net.host(4).ns.clone();
     let before = snapshot(&ns4);
     net.kill9(4);
