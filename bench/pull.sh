@@ -81,6 +81,7 @@ layout big "$LAYERS" "$BIG_LAYER_MB"
 # A node whose registries.yaml trusts the CA.
 start_node() {
   rm -rf "$W/node"; mkdir -p "$W/node"
+  links > "$W/links.before"; tables > "$W/tables.before"
   printf 'configs:\n  "%s":\n    tls: {ca_file: %s}\n' "$REG" "$W/certs/ca.crt" > "$W/node/registries.yaml"
   local port
   port=$(python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
@@ -89,7 +90,15 @@ start_node() {
   for _ in $(seq 200); do [ -f "$W/node/admin.conf" ] && SHOAL_CONFIG=$W/node/admin.conf "$SHOAL" get nodes >/dev/null 2>&1 && return; sleep 0.1; done
   echo "agent did not start" >&2; cat "$W/agent.log" >&2; exit 1
 }
-stop_node() { kill "$AGENT"; wait "$AGENT" 2>/dev/null || true; umount -R "$W/node" 2>/dev/null || true; }
+# The node's bridge and nftables table (named shoal*) are the ones that
+# were not there before it started; they go with it.
+links() { ip -o link | awk -F': ' '{print $2}' | grep '^shoal' | sort; }
+tables() { nft list tables | awk '{print $3}' | grep '^shoal' | sort; }
+stop_node() {
+  kill "$AGENT"; wait "$AGENT" 2>/dev/null || true; umount -R "$W/node" 2>/dev/null || true
+  for l in $(comm -13 "$W/links.before" <(links)); do ip link del "$l" 2>/dev/null || true; done
+  for t in $(comm -13 "$W/tables.before" <(tables)); do nft delete table ip "$t" 2>/dev/null || true; done
+}
 export SHOAL_CONFIG=$W/node/admin.conf
 secs() { local a b; a=$(date +%s.%N); "$@" >/dev/null; b=$(date +%s.%N); echo "$b - $a" | bc; }
 median() { sort -n | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
